@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up, then lint and run the whole test suite (what CI runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export MUJOCO_GL="${MUJOCO_GL:-egl}" PYTHONUNBUFFERED=1
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -ra --durations=15 "$@"

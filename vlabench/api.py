@@ -1,0 +1,233 @@
+"""The contracts between the core and its plugins.
+
+Everything a plugin returns from a hook is built from the classes in this module; the core
+never sees anything else. Conventions follow LeRobot so that its policies plug straight in:
+
+* an observation is a dict with ``observation.state`` (float32, ``(D,)``),
+  ``observation.images.<camera>`` (uint8, ``H x W x 3``) and ``task`` (the instruction);
+* a batch is the same dict with a leading batch axis (``task`` becomes a list of str), plus
+  ``episode.index`` and ``episode.step`` (int64, ``(B,)``) so that stateless policies can
+  replay or schedule; with ``n_obs_steps > 1`` arrays gain a time axis: ``(B, T, ...)``;
+* an action is a float32 array ``(B, A)``; a chunk is ``(B, H, A)``.
+
+This module imports neither simulators nor models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+FeatureKind = Literal["state", "image", "language", "action"]
+SuccessSemantics = Literal["ever", "at_end", "human"]
+
+STATE_KEY = "observation.state"
+IMAGE_PREFIX = "observation.images."
+TASK_KEY = "task"
+ACTION_KEY = "action"
+EPISODE_INDEX_KEY = "episode.index"
+EPISODE_STEP_KEY = "episode.step"
+
+ANY_SPACE = "any"
+"""Space tag of a feature that takes whatever the other side declares (reference policies)."""
+
+Observation = dict[str, Any]
+Batch = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One named input or output, with what its numbers mean.
+
+    ``space`` is a tag such as ``pixel_xy_512`` or ``ee_delta_xyz_rpy_gripper``: two features
+    are compatible only when their shapes *and* space tags agree (or an adapter bridges them).
+    ``shape=None`` together with ``space="any"`` means "whatever the env declares".
+    """
+
+    name: str
+    kind: FeatureKind
+    shape: tuple[int, ...] | None
+    dtype: str = "float32"
+    space: str = ""
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    description: str = ""
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    def describe(self) -> str:
+        """Short human form: ``action (2,) float32 [pixel_xy_512]``."""
+        shape = "any shape" if self.shape is None else str(tuple(self.shape))
+        space = f" [{self.space}]" if self.space else ""
+        return f"{self.name} {shape} {self.dtype}{space}"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task of an environment: its name, language instruction and fixed init states."""
+
+    name: str
+    instruction: str = ""
+    n_init_states: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvInterface:
+    """What a built env exposes to policies: observation features and the action feature."""
+
+    observation: tuple[Feature, ...]
+    action: Feature
+    fps: float
+    noop_action: tuple[float, ...] | None = None
+
+    def feature(self, name: str) -> Feature | None:
+        return next((f for f in self.observation if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """An environment a plugin offers.
+
+    ``make(task, options)`` returns a gymnasium-style env whose observations follow the
+    conventions above and whose ``info["is_success"]`` reports success. The env must accept
+    ``reset(seed=..., options={"init_state_id": k})`` when its tasks have init states.
+    ``interface(options)`` describes observations and action without building a simulator.
+    """
+
+    name: str
+    description: str
+    make: Callable[[str, Mapping[str, Any]], Any]
+    interface: Callable[[Mapping[str, Any]], EnvInterface]
+    tasks: Callable[[Mapping[str, Any]], Sequence[TaskInfo]]
+    max_episode_steps: int
+    success: SuccessSemantics = "ever"
+    requires: tuple[str, ...] = ()
+    """Import names that must be importable for the env to run (checked without importing)."""
+    install_hint: str = ""
+    packages: tuple[str, ...] = ()
+    """Distributions whose versions are recorded with every run (the simulator stack)."""
+
+
+@dataclass(frozen=True)
+class PolicyInterface:
+    """The features a loaded (or described) policy reads and writes."""
+
+    inputs: tuple[Feature, ...]
+    action: Feature
+    n_obs_steps: int = 1
+    chunk_size: int = 1
+    n_action_steps: int = 1
+    """How many actions of each chunk are executed before the next inference."""
+
+
+@dataclass(frozen=True)
+class PolicyRequest:
+    """Everything a policy factory needs: the preset's checkpoint and options, and the env."""
+
+    type: str
+    checkpoint: str | None
+    options: Mapping[str, Any]
+    env: EnvInterface
+    device: str = "cpu"
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A loaded policy. The core owns observation history and chunk queues per episode.
+
+    ``select_action`` returns ``(B, A)``; a policy that predicts chunks also has
+    ``predict_action_chunk`` returning ``(B, H, A)``, and the core executes the first
+    ``interface.n_action_steps`` actions of each chunk before asking again.
+    """
+
+    interface: PolicyInterface
+
+    def reset(self) -> None: ...
+
+    def select_action(self, batch: Batch) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy type a plugin offers.
+
+    ``describe(request)`` must be cheap (read a config, never load weights): it feeds the
+    compatibility check. ``load(request)`` returns a :class:`Policy`.
+    """
+
+    name: str
+    description: str
+    load: Callable[[PolicyRequest], Policy]
+    describe: Callable[[PolicyRequest], PolicyInterface]
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
+    packages: tuple[str, ...] = ()
+    fingerprint: Callable[[PolicyRequest], str | None] | None = None
+    """Optional content hash of the checkpoint, stored with each run."""
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """A named adapter step type that may bridge a policy and an env.
+
+    ``build(params)`` returns an :class:`Adapter`. Steps are declared per pair in
+    registry.yaml (``adapters:``) and composed in order.
+    """
+
+    name: str
+    description: str
+    build: Callable[[Mapping[str, Any]], Adapter]
+
+
+class Adapter(Protocol):
+    """One small transformation between env and policy spaces (gymnasium-wrapper style).
+
+    ``observation_features`` maps env-side features to what the policy sees;
+    ``action_feature`` maps the policy's action feature to what the env receives.
+    ``observation``/``action`` apply the same mapping to batched data.
+    """
+
+    def observation_features(self, features: tuple[Feature, ...]) -> tuple[Feature, ...]: ...
+
+    def action_feature(self, feature: Feature) -> Feature: ...
+
+    def observation(self, batch: Batch) -> Batch: ...
+
+    def action(self, actions: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """A leaderboard export format: ``export(board) -> str`` (``board`` from vlabench.report)."""
+
+    name: str
+    description: str
+    suffix: str
+    export: Callable[[Any], str]
+
+
+@dataclass
+class EpisodeRecord:
+    """The outcome of one episode, written to the store as soon as it finishes."""
+
+    task: str
+    episode_index: int
+    seed: int
+    init_state_id: int | None
+    success: bool
+    steps: int
+    reward_sum: float
+    wall_time_s: float
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    env_step_ms: float | None = None
+    clipped_actions: int = 0
+    failure_reason: str | None = None
+    """Set when the episode was ended by an error (policy, env, NaN, wrong shape)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    video_path: str | None = None

@@ -1,0 +1,161 @@
+"""Resolve names (policy preset, suite) into fully specified run configs, and hash them.
+
+A run is one (policy, suite, task) under one protocol. Its config hash covers everything that
+changes results except the number of episodes, so asking for more episodes later extends the
+same run, and re-running an interrupted one resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vlabench.plugins import Catalog
+from vlabench.registry import PolicyPreset, Registry, RegistryError, _unknown
+
+
+def stable_hash(data: Any, length: int = 16) -> str:
+    """sha256 of canonical JSON (sorted keys), truncated."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    """A policy as it will be loaded: preset name, plugin type, checkpoint, options."""
+
+    name: str
+    type: str
+    plugin: str
+    checkpoint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How episodes are run and judged; stored with every score."""
+
+    name: str
+    episodes: int
+    max_steps: int
+    seed: int
+    success: str
+    stop_on_success: bool
+    settle_steps: int
+
+    def key(self) -> dict[str, Any]:
+        """The protocol without the episode count (which only changes n)."""
+        data = asdict(self)
+        data.pop("episodes")
+        return data
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run; :meth:`as_dict` is stored as the run's config."""
+
+    policy: PolicyChoice
+    suite: str
+    env: str
+    env_plugin: str
+    env_options: dict[str, Any]
+    task: str
+    protocol: Protocol
+    adapters: list[dict[str, Any]]
+    inference_mode: str = "sync"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        data = self.as_dict()
+        data["protocol"].pop("episodes")
+        return stable_hash(data)
+
+    def protocol_hash(self) -> str:
+        """Identifies the evaluation conditions of the suite: one leaderboard column each."""
+        return stable_hash(
+            {"env": self.env, "env_options": self.env_options, "protocol": self.protocol.key()}
+        )
+
+
+def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyChoice:
+    """A registry preset by name, or a bare policy type with no checkpoint."""
+    preset = registry.policies.get(name)
+    if preset is None:
+        if name in catalog.policies:
+            preset = PolicyPreset(type=name)
+        else:
+            known = {**registry.policies, **catalog.policies}
+            raise RegistryError(_unknown("policy", name, known))
+    if preset.type not in catalog.policies:
+        raise RegistryError(
+            f"policy {name!r} needs policy type {preset.type!r}, which no loaded plugin provides "
+            f"(types: {', '.join(sorted(catalog.policies)) or 'none'}; see `vlabench plugins`)"
+        )
+    plugin = catalog.plugin_of("policy", preset.type)
+    if preset.plugin and preset.plugin != plugin:
+        raise RegistryError(
+            f"policy {name!r} asks for plugin {preset.plugin!r}, but type {preset.type!r} "
+            f"comes from plugin {plugin!r}"
+        )
+    return PolicyChoice(
+        name, preset.type, plugin, preset.checkpoint, dict(preset.options), preset.device
+    )
+
+
+def resolve_suite(
+    suite_name: str,
+    policy: PolicyChoice,
+    registry: Registry,
+    catalog: Catalog,
+    *,
+    episodes: int | None = None,
+    max_steps: int | None = None,
+    tasks: list[str] | None = None,
+) -> list[RunConfig]:
+    """One RunConfig per task of the suite, with CLI overrides applied."""
+    suite = registry.suite(suite_name)
+    if suite.env not in catalog.envs:
+        raise RegistryError(
+            f"suite {suite_name!r} uses env {suite.env!r}, which no loaded plugin provides "
+            f"(envs: {', '.join(sorted(catalog.envs)) or 'none'}; see `vlabench plugins`)"
+        )
+    env = catalog.envs[suite.env]
+    available = [t.name for t in env.tasks(suite.env_options)]
+    chosen = tasks or suite.tasks or available
+    for task in chosen:
+        if task not in available:
+            raise RegistryError(
+                f"suite {suite_name!r}: env {suite.env!r} has no task {task!r} "
+                f"(tasks: {', '.join(available[:20])}{' ...' if len(available) > 20 else ''})"
+            )
+    success = suite.success or env.success
+    protocol = Protocol(
+        name=suite.protocol,
+        episodes=episodes or suite.episodes,
+        max_steps=max_steps or suite.max_steps or env.max_episode_steps,
+        seed=suite.seed,
+        success=success,
+        stop_on_success=suite.stop_on_success
+        if suite.stop_on_success is not None
+        else success == "ever",
+        settle_steps=suite.settle_steps,
+    )
+    adapters = registry.adapter_steps([policy.name, policy.type], suite.env)
+    return [
+        RunConfig(
+            policy=policy,
+            suite=suite_name,
+            env=suite.env,
+            env_plugin=catalog.plugin_of("env", suite.env),
+            env_options=dict(suite.env_options),
+            task=task,
+            protocol=protocol,
+            adapters=adapters,
+        )
+        for task in chosen
+    ]

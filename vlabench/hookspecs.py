@@ -1,0 +1,44 @@
+"""The whole plugin surface of vlabench: one small function per hook.
+
+A plugin is a module (or object) registered under the entry-point group ``vlabench`` that
+implements some of these functions, decorated with ``vlabench.hookimpl``. Each returns plain
+objects from :mod:`vlabench.api`; heavy libraries are imported only inside ``make``/``load``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("vlabench")
+
+
+@hookspec
+def vlabench_policies() -> list[Any]:
+    """Return a list of ``PolicySpec``: policy types this plugin can load."""
+
+
+@hookspec
+def vlabench_envs() -> list[Any]:
+    """Return a list of ``EnvSpec``: environments this plugin can build."""
+
+
+@hookspec
+def vlabench_adapters() -> list[Any]:
+    """Return a list of ``AdapterSpec``: adapter steps that registry.yaml pairs may use."""
+
+
+@hookspec
+def vlabench_exporters() -> list[Any]:
+    """Return a list of ``ExporterSpec``: leaderboard formats beyond the built-in ones."""
+
+
+@hookspec
+def vlabench_metrics() -> list[Any]:
+    """Return callables ``(info_history) -> dict[str, float]`` adding per-episode metrics."""
+
+
+@hookspec
+def vlabench_run_finished(run: dict[str, Any]) -> None:
+    """Observe a finished run (its stored summary as a dict); the return value is ignored."""

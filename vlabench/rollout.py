@@ -1,0 +1,317 @@
+"""The episode loop: several episodes at once, one batched policy call per step.
+
+The core, not the policy, owns each episode's observation history (``n_obs_steps``) and its
+queue of chunked actions (``n_action_steps``). That lets a finished slot take the next episode
+at once, without disturbing the others, and lets every failure stay with its episode: a policy
+or env exception, a non-finite action or an action of the wrong shape fails that episode with a
+recorded reason, never the run. Out-of-bounds actions are clipped and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vlabench.adapt import AdapterPipeline
+from vlabench.api import (
+    EPISODE_INDEX_KEY,
+    EPISODE_STEP_KEY,
+    TASK_KEY,
+    EpisodeRecord,
+    Observation,
+    Policy,
+)
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Which episode to run: the same seed and init state for every policy."""
+
+    task: str
+    episode_index: int
+    seed: int
+    init_state_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """Protocol and interface facts the loop needs."""
+
+    max_steps: int
+    success: str = "ever"
+    stop_on_success: bool = True
+    settle_steps: int = 0
+    noop_action: tuple[float, ...] | None = None
+    action_low: np.ndarray | None = None
+    action_high: np.ndarray | None = None
+    action_dim: int | None = None
+    n_obs_steps: int = 1
+    n_action_steps: int = 1
+    batch_size: int = 1
+
+
+def episode_specs(
+    task: str, indices: Iterable[int], seed: int, n_init_states: int | None
+) -> list[EpisodeSpec]:
+    """Episode ``i`` gets seed ``seed + i`` and init state ``i mod n_init_states``."""
+    return [
+        EpisodeSpec(task, i, seed + i, i % n_init_states if n_init_states else None)
+        for i in indices
+    ]
+
+
+@dataclass
+class _Slot:
+    """One env and the episode it is running."""
+
+    env: Any = None
+    spec: EpisodeSpec | None = None
+    history: deque[Observation] = field(default_factory=deque)
+    queue: deque[np.ndarray] = field(default_factory=deque)
+    step: int = 0
+    reward_sum: float = 0.0
+    success_ever: bool = False
+    success_last: bool = False
+    latencies_ms: list[float] = field(default_factory=list)
+    env_time_s: float = 0.0
+    clipped: int = 0
+    started: float = 0.0
+    infos: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _stack(observations: list[Observation], key: str) -> Any:
+    if key == TASK_KEY:
+        return [str(o[key]) for o in observations]
+    return np.stack([np.asarray(o[key]) for o in observations])
+
+
+class Rollout:
+    """Runs a list of episodes of one task with one policy; calls ``on_episode`` for each."""
+
+    def __init__(
+        self,
+        make_env: Callable[[], Any],
+        policy: Policy,
+        settings: RolloutSettings,
+        on_episode: Callable[[EpisodeRecord], None],
+        adapters: AdapterPipeline | None = None,
+        metrics: Sequence[Callable[[list[dict[str, Any]]], dict[str, float]]] = (),
+    ) -> None:
+        self.make_env = make_env
+        self.policy = policy
+        self.settings = settings
+        self.on_episode = on_episode
+        self.adapters = adapters or AdapterPipeline([])
+        self.metrics = list(metrics)
+        self.chunked = callable(getattr(policy, "predict_action_chunk", None)) and (
+            policy.interface.chunk_size > 1
+        )
+
+    # -- episode lifecycle -------------------------------------------------------------
+    def _start(self, slot: _Slot, spec: EpisodeSpec) -> bool:
+        """Reset the slot's env for ``spec``; on failure the episode is recorded as failed."""
+        slot.spec, slot.step, slot.reward_sum = spec, 0, 0.0
+        slot.success_ever = slot.success_last = False
+        slot.latencies_ms, slot.env_time_s, slot.clipped = [], 0.0, 0
+        slot.queue.clear()
+        slot.history.clear()
+        slot.infos = []
+        slot.started = time.perf_counter()
+        options = {} if spec.init_state_id is None else {"init_state_id": spec.init_state_id}
+        try:
+            if slot.env is None:
+                slot.env = self.make_env()
+            obs, _ = slot.env.reset(seed=spec.seed, options=options)
+            noop = self.settings.noop_action
+            for _ in range(self.settings.settle_steps):
+                obs, *_ = slot.env.step(np.asarray(noop, dtype=np.float32))
+        except Exception as exc:
+            self._finish(slot, f"env reset raised {type(exc).__name__}: {exc}", broken_env=True)
+            return False
+        slot.history.extend([obs] * self.settings.n_obs_steps)
+        return True
+
+    def _finish(self, slot: _Slot, failure: str | None = None, broken_env: bool = False) -> None:
+        spec = slot.spec
+        assert spec is not None
+        success = slot.success_ever if self.settings.success == "ever" else slot.success_last
+        metrics: dict[str, float] = {}
+        for fn in self.metrics:
+            try:
+                metrics.update(fn(slot.infos))
+            except Exception as exc:  # a broken metric plugin must not lose the episode
+                metrics[f"error.{getattr(fn, '__name__', 'metric')}"] = float("nan")
+                failure = failure or f"metric raised {type(exc).__name__}: {exc}"
+        record = EpisodeRecord(
+            task=spec.task,
+            episode_index=spec.episode_index,
+            seed=spec.seed,
+            init_state_id=spec.init_state_id,
+            success=bool(success) and failure is None,
+            steps=slot.step,
+            reward_sum=float(slot.reward_sum),
+            wall_time_s=time.perf_counter() - slot.started,
+            latency_p50_ms=_percentile(slot.latencies_ms, 50),
+            latency_p95_ms=_percentile(slot.latencies_ms, 95),
+            env_step_ms=1000 * slot.env_time_s / slot.step if slot.step else None,
+            clipped_actions=slot.clipped,
+            failure_reason=failure,
+            metrics=metrics,
+        )
+        slot.spec = None
+        if broken_env and slot.env is not None:
+            _close_quietly(slot.env)
+            slot.env = None
+        self.on_episode(record)
+
+    # -- policy and env steps ----------------------------------------------------------
+    def _batch(self, slots: list[_Slot]) -> dict[str, Any]:
+        """Stack the latest observation (or the history, with a time axis) of each slot."""
+        n_obs = self.settings.n_obs_steps
+        first = slots[0].history[-1]
+        batch: dict[str, Any] = {}
+        for key in first:
+            if n_obs == 1 or key == TASK_KEY:
+                batch[key] = _stack([s.history[-1] for s in slots], key)
+            else:
+                batch[key] = np.stack([_stack(list(s.history), key) for s in slots])
+        batch[EPISODE_INDEX_KEY] = np.array([s.spec.episode_index for s in slots], np.int64)
+        batch[EPISODE_STEP_KEY] = np.array([s.step for s in slots], np.int64)
+        return self.adapters.observation(batch)
+
+    def _infer(self, slots: list[_Slot]) -> None:
+        """One policy call for every slot whose action queue is empty."""
+        try:
+            batch = self._batch(slots)
+            start = time.perf_counter()
+            if self.chunked:
+                out = self.policy.predict_action_chunk(batch)
+            else:
+                out = self.policy.select_action(batch)
+            elapsed_ms = 1000 * (time.perf_counter() - start)
+            actions = _as_chunks(out, len(slots), self.chunked)
+        except _ShapeError as exc:
+            for slot in slots:
+                self._finish(slot, str(exc))
+            return
+        except Exception as exc:
+            for slot in slots:
+                self._finish(slot, f"policy raised {type(exc).__name__}: {exc}")
+            return
+        executed = actions[:, : self.settings.n_action_steps]
+        b, h, a = executed.shape
+        try:
+            env_actions = self.adapters.action(executed.reshape(b * h, a)).reshape(b, h, -1)
+        except Exception as exc:
+            for slot in slots:
+                self._finish(slot, f"action adapter raised {type(exc).__name__}: {exc}")
+            return
+        dim = self.settings.action_dim
+        if dim is not None and env_actions.shape[-1] != dim:
+            for slot in slots:
+                self._finish(
+                    slot,
+                    f"policy returned actions of dimension {env_actions.shape[-1]} "
+                    f"(output shape {tuple(np.shape(out))}), the env expects {dim}",
+                )
+            return
+        for slot, chunk in zip(slots, env_actions, strict=True):
+            slot.latencies_ms.append(elapsed_ms)
+            if not np.all(np.isfinite(chunk)):
+                self._finish(slot, f"policy returned a non-finite action at step {slot.step}")
+                continue
+            slot.queue.extend(chunk)
+
+    def _act(self, slot: _Slot) -> None:
+        """Execute the next queued action of ``slot`` and close the episode when it ends."""
+        action = slot.queue.popleft()
+        low, high = self.settings.action_low, self.settings.action_high
+        if low is not None and high is not None:
+            clipped = np.clip(action, low, high)
+            if not np.array_equal(clipped, action):
+                slot.clipped += 1
+            action = clipped
+        start = time.perf_counter()
+        try:
+            obs, reward, terminated, truncated, info = slot.env.step(action)
+        except Exception as exc:
+            self._finish(slot, f"env step raised {type(exc).__name__}: {exc}", broken_env=True)
+            return
+        slot.env_time_s += time.perf_counter() - start
+        slot.step += 1
+        slot.reward_sum += float(reward)
+        success = bool(info.get("is_success", False))
+        slot.success_ever |= success
+        slot.success_last = success
+        if self.metrics:
+            slot.infos.append(info)
+        done = (
+            terminated
+            or truncated
+            or slot.step >= self.settings.max_steps
+            or (success and self.settings.stop_on_success)
+        )
+        if done:
+            self._finish(slot)
+        else:
+            slot.history.append(obs)
+            while len(slot.history) > self.settings.n_obs_steps:
+                slot.history.popleft()
+
+    # -- main loop ---------------------------------------------------------------------
+    def run(self, episodes: Sequence[EpisodeSpec]) -> None:
+        """Run every episode; each record reaches ``on_episode`` as soon as it finishes."""
+        pending = deque(episodes)
+        slots = [_Slot() for _ in range(max(1, min(self.settings.batch_size, len(pending))))]
+        try:
+            while True:
+                for slot in slots:
+                    while slot.spec is None and pending:
+                        self._start(slot, pending.popleft())
+                active = [s for s in slots if s.spec is not None]
+                if not active:
+                    break
+                hungry = [s for s in active if not s.queue]
+                if hungry:
+                    self._infer(hungry)
+                for slot in active:
+                    if slot.spec is not None and slot.queue:
+                        self._act(slot)
+        finally:
+            for slot in slots:
+                if slot.env is not None:
+                    _close_quietly(slot.env)
+
+
+class _ShapeError(ValueError):
+    pass
+
+
+def _as_chunks(out: Any, batch: int, chunked: bool) -> np.ndarray:
+    """Policy output as float32 ``(B, H, A)``; a wrong shape raises :class:`_ShapeError`."""
+    try:
+        arr = np.asarray(out, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise _ShapeError(f"policy returned something that is not an array: {exc}") from exc
+    expected = "(B, H, A)" if chunked else "(B, A)"
+    if arr.ndim != (3 if chunked else 2) or arr.shape[0] != batch:
+        raise _ShapeError(
+            f"policy returned an action of shape {arr.shape}, expected {expected} with B={batch}"
+        )
+    return arr if chunked else arr[:, None, :]
+
+
+def _close_quietly(env: Any) -> None:
+    try:
+        env.close()
+    except Exception:
+        pass
