@@ -161,4 +161,3 @@ class AdapterPipeline:
         for adapter in reversed(self.adapters):
             actions = adapter.action(actions)
         return actions
-

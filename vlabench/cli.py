@@ -4,8 +4,6 @@ Heavy modules (numpy, SQLAlchemy, simulators) are imported inside the commands s
 ``vlabench --help`` stays fast.
 """
 
-
-
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +60,8 @@ def _ctx(ctx: typer.Context) -> Context:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    """Print ``error: message`` (unwrapped, so file:line references stay whole) and exit."""
+    print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code)
 
 
@@ -95,7 +92,8 @@ def main_options(
     plugins: Annotated[
         str | None,
         typer.Option(
-            metavar="NAMES", help="Only load these plugins (comma-separated). Env: VLABENCH_PLUGINS."
+            metavar="NAMES",
+            help="Only load these plugins (comma-separated). Env: VLABENCH_PLUGINS.",
         ),
     ] = None,
     disable_plugin: Annotated[
@@ -105,7 +103,7 @@ def main_options(
             "-p",
             metavar="NAME",
             help="Do not load this plugin (repeatable; 'no:NAME' works too). "
-            "Env: VLABENCH_DISABLE_PLUGINS."
+            "Env: VLABENCH_DISABLE_PLUGINS.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -138,8 +136,12 @@ def plugins_cmd(ctx: typer.Context) -> None:
         table.add_column(col)
     for info in cat.plugins:
         provides, notes = [], []
-        for kind, specs in (("policy", cat.policies), ("env", cat.envs),
-                            ("adapter", cat.adapters), ("exporter", cat.exporters)):
+        for kind, specs in (
+            ("policy", cat.policies),
+            ("env", cat.envs),
+            ("adapter", cat.adapters),
+            ("exporter", cat.exporters),
+        ):
             for name, spec in specs.items():
                 if cat.plugin_of(kind, name) != info.name:
                     continue
@@ -183,15 +185,21 @@ def list_cmd(
         for col in ("env", "plugin", "max steps", "success", "description"):
             table.add_column(col)
         for name, spec in sorted(cat.envs.items()):
-            table.add_row(name, cat.plugin_of("env", name), str(spec.max_episode_steps),
-                          spec.success, spec.description)
+            table.add_row(
+                name,
+                cat.plugin_of("env", name),
+                str(spec.max_episode_steps),
+                spec.success,
+                spec.description,
+            )
     elif what == "suites":
         for col in ("suite", "env", "tasks", "episodes/task", "max steps", "protocol"):
             table.add_column(col)
         for name, s in sorted(reg.suites.items()):
             tasks = ", ".join(s.tasks) if s.tasks else "all"
-            table.add_row(name, s.env, tasks, str(s.episodes), str(s.max_steps or "env default"),
-                          s.protocol)
+            table.add_row(
+                name, s.env, tasks, str(s.episodes), str(s.max_steps or "env default"), s.protocol
+            )
     elif what == "matrices":
         for col in ("matrix", "policies", "suites"):
             table.add_column(col)
@@ -322,20 +330,24 @@ def _execute(
 
     cat, reg = c.catalog(), _load_registry(c)
     try:
-        pairs = plan(policies, suites, reg, cat, episodes=episodes, max_steps=max_steps,
-                     tasks=tasks)
+        pairs = plan(
+            policies, suites, reg, cat, episodes=episodes, max_steps=max_steps, tasks=tasks
+        )
     except RegistryError as exc:
         raise _fail(str(exc)) from None
     console = _console()
     for pair in pairs:
         if not pair.runnable:
-            console.print(f"[yellow]{pair.policy.name} × {pair.suite}: {pair.status}:[/] "
-                          f"{pair.reason}")
+            console.print(
+                f"[yellow]{pair.policy.name} × {pair.suite}: {pair.status}:[/] {pair.reason}"
+            )
     if dry_run:
         for pair in pairs:
             episodes_total = sum(j.protocol.episodes for j in pair.jobs)
-            console.print(f"{pair.policy.name} × {pair.suite}: {len(pair.jobs)} job(s), "
-                          f"{episodes_total} episodes, {pair.status}")
+            console.print(
+                f"{pair.policy.name} × {pair.suite}: {len(pair.jobs)} job(s), "
+                f"{episodes_total} episodes, {pair.status}"
+            )
         return []
     store = c.store()
     total = sum(j.protocol.episodes for p in pairs if p.runnable for j in p.jobs)
@@ -344,8 +356,10 @@ def _execute(
         try:
             return runner.run_pairs(pairs)
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]: finished episodes are stored; "
-                          "run the same command again to resume")
+            console.print(
+                "[yellow]interrupted[/]: finished episodes are stored; "
+                "run the same command again to resume"
+            )
             raise typer.Exit(130) from None
 
 
@@ -370,8 +384,15 @@ def run_cmd(
 
     Example: vlabench run --policy noop --suite pusht --episodes 2
     """
-    results = _execute(_ctx(ctx), [policy], [suite], episodes=episodes, max_steps=max_steps,
-                       tasks=task, batch_size=batch_size)
+    results = _execute(
+        _ctx(ctx),
+        [policy],
+        [suite],
+        episodes=episodes,
+        max_steps=max_steps,
+        tasks=task,
+        batch_size=batch_size,
+    )
     _print_results(results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
@@ -409,8 +430,16 @@ def matrix_cmd(
             raise _fail(str(exc)) from None
         policies, suites = policies or preset.policies, suites or preset.suites
         episodes = episodes or preset.episodes
-    results = _execute(c, policies, suites, episodes=episodes, max_steps=max_steps, tasks=None,
-                       batch_size=batch_size, dry_run=dry_run)
+    results = _execute(
+        c,
+        policies,
+        suites,
+        episodes=episodes,
+        max_steps=max_steps,
+        tasks=None,
+        batch_size=batch_size,
+        dry_run=dry_run,
+    )
     if dry_run:
         return
     _print_results(results)
@@ -498,8 +527,17 @@ def show_cmd(
         f"run {run_id}: {run['policy']} × {run['suite']}/{run['task']} [{run['status']}] "
         f"{summary['successes']}/{summary['n']} successes, {summary['errors']} errors"
     ]
-    for key in ("checkpoint", "checkpoint_hash", "config_hash", "protocol_hash", "host",
-                "git_sha", "error", "created_at", "finished_at"):
+    for key in (
+        "checkpoint",
+        "checkpoint_hash",
+        "config_hash",
+        "protocol_hash",
+        "host",
+        "git_sha",
+        "error",
+        "created_at",
+        "finished_at",
+    ):
         if run.get(key):
             lines.append(f"  {key}: {run[key]}")
     lines.append(f"  protocol: {json.dumps(run['protocol'], sort_keys=True)}")
@@ -510,10 +548,17 @@ def show_cmd(
         return
     table = Table()
     columns = {
-        "episode_index": "episode", "seed": "seed", "init_state_id": "init state",
-        "success": "success", "steps": "steps", "reward_sum": "return",
-        "wall_time_s": "wall s", "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms",
-        "clipped_actions": "clipped", "failure_reason": "failure",
+        "episode_index": "episode",
+        "seed": "seed",
+        "init_state_id": "init state",
+        "success": "success",
+        "steps": "steps",
+        "reward_sum": "return",
+        "wall_time_s": "wall s",
+        "latency_p50_ms": "p50 ms",
+        "latency_p95_ms": "p95 ms",
+        "clipped_actions": "clipped",
+        "failure_reason": "failure",
     }
     for header in columns.values():
         table.add_column(header, overflow="fold")

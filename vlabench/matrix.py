@@ -116,7 +116,12 @@ def plan(
         choice = resolve_policy(name, registry, catalog)
         for suite in suites:
             jobs = resolve_suite(
-                suite, choice, registry, catalog, episodes=episodes, max_steps=max_steps,
+                suite,
+                choice,
+                registry,
+                catalog,
+                episodes=episodes,
+                max_steps=max_steps,
                 tasks=tasks,
             )
             pair = Pair(choice, suite, jobs)
@@ -240,8 +245,11 @@ class Runner:
                 config, env_spec, policy, self.catalog, on_episode, self.batch_size
             )
             n_init = next(
-                (t.n_init_states for t in env_spec.tasks(config.env_options)
-                 if t.name == config.task),
+                (
+                    t.n_init_states
+                    for t in env_spec.tasks(config.env_options)
+                    if t.name == config.task
+                ),
                 None,
             )
             rollout.run(episode_specs(config.task, todo, config.protocol.seed, n_init))

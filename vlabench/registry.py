@@ -191,7 +191,9 @@ def load_file(path: Path) -> RegistryFile:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise RegistryError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise RegistryError(
+            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return RegistryFile.model_validate(data)
     except ValidationError as exc:

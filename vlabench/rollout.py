@@ -9,6 +9,7 @@ recorded reason, never the run. Out-of-bounds actions are clipped and counted.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -311,7 +312,5 @@ def _as_chunks(out: Any, batch: int, chunked: bool) -> np.ndarray:
 
 
 def _close_quietly(env: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         env.close()
-    except Exception:
-        pass
