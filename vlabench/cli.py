@@ -283,7 +283,7 @@ class _RichProgress:
         self.plain = not quiet and not self.console.is_terminal
         self.overall = self.progress.add_task("matrix", total=total, successes=0)
         self.job: Any = None
-        self.successes = 0
+        self.successes = self.job_successes = 0
 
     def __enter__(self) -> "_RichProgress":
         self.progress.__enter__()
@@ -294,15 +294,14 @@ class _RichProgress:
 
     def job_started(self, label: str, total: int, done: int) -> None:
         self.job = self.progress.add_task(label, total=total, completed=done, successes=0)
+        self.job_successes = 0
         self.progress.advance(self.overall, done)
 
     def episode_finished(self, record: Any) -> None:
         self.successes += record.success
-        self.progress.advance(self.job, 1)
-        self.progress.advance(self.overall, 1)
-        task = self.progress.tasks[self.job]
-        self.progress.update(self.job, successes=task.fields["successes"] + record.success)
-        self.progress.update(self.overall, successes=self.successes)
+        self.job_successes += record.success
+        self.progress.update(self.job, advance=1, successes=self.job_successes)
+        self.progress.update(self.overall, advance=1, successes=self.successes)
 
     def job_finished(self, label: str, status: str) -> None:
         if self.job is not None:

@@ -1,0 +1,150 @@
+"""Engines and schema: open a store by URL, bring its schema to the Alembic head.
+
+SQLite connections get WAL journaling, a 30 s busy timeout and foreign keys on every
+connect. SQLAlchemy (not the sqlite3 module) emits BEGIN, so that writes and migrations can
+take the write lock up front with ``BEGIN IMMEDIATE`` and never fail half-way on a lock
+upgrade when several processes write to one file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from vlabench.store.queries import Store
+
+DEFAULT_URL = "sqlite:///benchmarks.db"
+ENV_VAR = "VLABENCH_DB"
+BUSY_TIMEOUT_MS = 30_000
+IMMEDIATE = "vlabench_begin_immediate"
+"""Execution option: on SQLite, start the transaction with ``BEGIN IMMEDIATE``."""
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def default_url() -> str:
+    """``$VLABENCH_DB`` if set, else ``sqlite:///benchmarks.db`` (relative to the cwd)."""
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def make_store_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets its pragmas and SQLAlchemy-driven transactions."""
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() != "sqlite":
+        return create_engine(sa_url, pool_pre_ping=True)
+    if (
+        sa_url.database
+        and sa_url.database != ":memory:"
+        and not sa_url.database.startswith("file:")
+    ):
+        Path(sa_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(sa_url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN (see _on_begin)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL, retrying: processes converting one fresh file at once can deadlock,
+    and SQLite then answers "database is locked" at once instead of waiting."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic config for the package's migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _current_heads(engine: Engine) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def migrate(engine: Engine) -> bool:
+    """Upgrade the schema to head unless it is there already; True when it upgraded.
+
+    Concurrent first opens are safe: on SQLite the upgrade holds the write lock
+    (``BEGIN IMMEDIATE``) and re-reads the version inside it; elsewhere a loser of the
+    race waits for the winner's version to reach head.
+    """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    heads = set(script.get_heads())
+    current = _current_heads(engine)
+    if current == heads:
+        return False
+    unknown = current - {rev.revision for rev in script.walk_revisions()}
+    if unknown:
+        raise RuntimeError(
+            f"the store {engine.url.render_as_string(hide_password=True)} has schema revision "
+            f"{', '.join(sorted(unknown))}, unknown to this vlabench (expected "
+            f"{', '.join(sorted(heads))}); it was written by a newer vlabench: upgrade it"
+        )
+    try:
+        with engine.execution_options(**{IMMEDIATE: True}).connect() as conn, conn.begin():
+            command.upgrade(alembic_config(conn), "head")
+        return True
+    except DBAPIError:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
+            if _current_heads(engine) == heads:
+                return False  # another process upgraded it meanwhile
+            time.sleep(0.2)
+        raise
+
+
+def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
+    """Open (and create or upgrade, unless ``upgrade=False``) the store at ``url``."""
+    from vlabench.store.queries import Store
+
+    url = url or default_url()
+    engine = make_store_engine(url)
+    if upgrade:
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    return Store(engine)

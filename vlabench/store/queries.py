@@ -1,0 +1,274 @@
+"""The :class:`Store`: every read and write of runs and episodes, each in its own transaction.
+
+Writes commit immediately, so an interrupted run loses at most the episode in flight and is
+resumed by its config hash without duplicating one (``(run_id, episode_index)`` is unique).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, case, func, inspect, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from vlabench.api import EpisodeRecord
+from vlabench.store.engine import IMMEDIATE
+from vlabench.store.models import FINAL_STATUSES, RUN_STATUSES, Episode, Run, utcnow
+
+_RUN_COLUMNS = tuple(c.key for c in inspect(Run).column_attrs)
+_EPISODE_COLUMNS = tuple(c.key for c in inspect(Episode).column_attrs)
+_RUN_REQUIRED = (
+    "policy",
+    "policy_type",
+    "policy_plugin",
+    "env",
+    "env_plugin",
+    "suite",
+    "task",
+    "protocol",
+    "protocol_hash",
+    "n_episodes",
+)
+_RUN_SETTABLE = frozenset(_RUN_COLUMNS) - {"id", "config_hash"}
+
+
+Filter = str | Sequence[str] | None
+"""A query filter: one value, any of several values, or (None or empty) no filter."""
+
+
+def _filtered(query: Select[Any], **filters: Filter) -> Select[Any]:
+    for key, value in filters.items():
+        if not value:
+            continue
+        column = getattr(Run, key)
+        if isinstance(value, str):
+            query = query.where(column == value)
+        else:
+            query = query.where(column.in_(list(value)))
+    return query
+
+
+def _row_dict(obj: Run | Episode, columns: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in columns:
+        value = getattr(obj, key)
+        out[key] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+def _episode_values(record: EpisodeRecord) -> dict[str, Any]:
+    """Plain Python values (numpy scalars are not bindable) from an :class:`EpisodeRecord`."""
+    data = asdict(record)
+
+    def opt(key: str, kind: type) -> Any:
+        return None if data[key] is None else kind(data[key])
+
+    return {
+        "task": str(data["task"]),
+        "episode_index": int(data["episode_index"]),
+        "seed": int(data["seed"]),
+        "init_state_id": opt("init_state_id", int),
+        "success": bool(data["success"]),
+        "steps": int(data["steps"]),
+        "reward_sum": float(data["reward_sum"]),
+        "wall_time_s": float(data["wall_time_s"]),
+        "latency_p50_ms": opt("latency_p50_ms", float),
+        "latency_p95_ms": opt("latency_p95_ms", float),
+        "env_step_ms": opt("env_step_ms", float),
+        "clipped_actions": int(data["clipped_actions"]),
+        "failure_reason": opt("failure_reason", str),
+        "metrics": {str(k): float(v) for k, v in (data["metrics"] or {}).items()},
+        "video_path": opt("video_path", str),
+    }
+
+
+class Store:
+    """Runs and episodes in one database (see :func:`vlabench.store.open_store`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False
+        )
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def get_or_create_run(self, config_hash: str, **fields: Any) -> tuple[int, bool]:
+        """The run with ``config_hash`` as ``(run_id, created)``; create it from ``fields``.
+
+        An existing run keeps its fields except ``n_episodes``, raised to the larger of the
+        stored and the requested count. Safe when several processes race to create it.
+        """
+        unknown = set(fields) - _RUN_SETTABLE
+        if unknown:
+            raise TypeError(f"get_or_create_run: unknown run fields {sorted(unknown)}")
+        n_episodes = int(fields.get("n_episodes", 0))
+        for _ in range(2):
+            run_id = self._bump_run(config_hash, n_episodes)
+            if run_id is not None:
+                return run_id, False
+            missing = [k for k in _RUN_REQUIRED if fields.get(k) is None]
+            if missing:
+                raise TypeError(f"get_or_create_run: a new run needs fields {missing}")
+            values = {"policy_options": {}, "config": {}, "versions": {}, **fields}
+            values.setdefault("host", socket.gethostname())
+            run = Run(config_hash=config_hash, **values)
+            with self._write() as session:
+                session.add(run)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    continue  # created meanwhile by another process: select it
+                return run.id, True
+        raise RuntimeError(f"could not create or find run with config hash {config_hash!r}")
+
+    def _bump_run(self, config_hash: str, n_episodes: int) -> int | None:
+        with self._write() as session:
+            run_id = session.scalar(select(Run.id).where(Run.config_hash == config_hash))
+            if run_id is not None:
+                session.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.n_episodes < n_episodes)
+                    .values(n_episodes=n_episodes)
+                )
+                session.commit()
+            return run_id
+
+    def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
+        """Set status and error; stamp ``started_at`` (first start) and ``finished_at``."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
+        with self._write() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run with id {run_id}")
+            run.status = status
+            run.error = error
+            now = utcnow()
+            if status == "running" and run.started_at is None:
+                run.started_at = now
+            run.finished_at = now if status in FINAL_STATUSES else None
+            session.commit()
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        """All columns of a run (datetimes as ISO strings), or None."""
+        with self._read() as session:
+            run = session.get(Run, run_id)
+            return None if run is None else _row_dict(run, _RUN_COLUMNS)
+
+    def runs(
+        self,
+        policy: Filter = None,
+        suite: Filter = None,
+        env: Filter = None,
+        status: Filter = None,
+    ) -> list[dict[str, Any]]:
+        """Runs matching every given filter, oldest first."""
+        query = _filtered(
+            select(Run).order_by(Run.id), policy=policy, suite=suite, env=env, status=status
+        )
+        with self._read() as session:
+            return [_row_dict(r, _RUN_COLUMNS) for r in session.scalars(query)]
+
+    def run_counts(
+        self, policy: Filter = None, suite: Filter = None, env: Filter = None
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`runs`, each with its episode counts ``n``, ``successes``, ``errors``."""
+        counts = (
+            select(
+                Episode.run_id,
+                func.count(Episode.id).label("n"),
+                func.sum(case((Episode.success, 1), else_=0)).label("successes"),
+                func.sum(case((Episode.failure_reason.is_not(None), 1), else_=0)).label("errors"),
+            )
+            .group_by(Episode.run_id)
+            .subquery()
+        )
+        query = (
+            select(Run, counts.c.n, counts.c.successes, counts.c.errors)
+            .outerjoin(counts, counts.c.run_id == Run.id)
+            .order_by(Run.id)
+        )
+        query = _filtered(query, policy=policy, suite=suite, env=env)
+        with self._read() as session:
+            return [
+                {
+                    **_row_dict(run, _RUN_COLUMNS),
+                    "n": int(n or 0),
+                    "successes": int(successes or 0),
+                    "errors": int(errors or 0),
+                }
+                for run, n, successes, errors in session.execute(query)
+            ]
+
+    # -- episodes -----------------------------------------------------------------------------
+
+    def add_episode(self, run_id: int, record: EpisodeRecord) -> bool:
+        """Store one finished episode; False (and nothing written) when its index exists."""
+        values = _episode_values(record)
+        with self._write() as session:
+            session.add(Episode(run_id=run_id, **values))
+            try:
+                session.commit()
+                return True
+            except IntegrityError:
+                session.rollback()
+                exists = session.scalar(
+                    select(Episode.id).where(
+                        Episode.run_id == run_id, Episode.episode_index == values["episode_index"]
+                    )
+                )
+                if exists is None:  # not a duplicate: e.g. no such run
+                    raise
+                return False
+
+    def finished_episode_indices(self, run_id: int) -> set[int]:
+        """Indices of the episodes already stored for a run (to resume it)."""
+        with self._read() as session:
+            query = select(Episode.episode_index).where(Episode.run_id == run_id)
+            return set(session.scalars(query))
+
+    def episodes(self, run_id: int) -> list[dict[str, Any]]:
+        """All episodes of a run by index, as dicts."""
+        query = select(Episode).where(Episode.run_id == run_id).order_by(Episode.episode_index)
+        with self._read() as session:
+            return [_row_dict(e, _EPISODE_COLUMNS) for e in session.scalars(query)]
+
+    def summary(self, run_id: int) -> dict[str, Any]:
+        """``n``, ``successes``, ``errors`` (episodes with a failure reason), ``success_rate``."""
+        query = select(
+            func.count(Episode.id),
+            func.sum(case((Episode.success, 1), else_=0)),
+            func.sum(case((Episode.failure_reason.is_not(None), 1), else_=0)),
+        ).where(Episode.run_id == run_id)
+        with self._read() as session:
+            n, successes, errors = session.execute(query).one()
+        n, successes, errors = int(n or 0), int(successes or 0), int(errors or 0)
+        return {
+            "run_id": run_id,
+            "n": n,
+            "successes": successes,
+            "errors": errors,
+            "success_rate": successes / n if n else None,
+        }
