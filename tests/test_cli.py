@@ -101,34 +101,10 @@ def test_kill_midway_then_resume_exact(cli: CLI) -> None:
 
 def test_batched_rollout_matches_sequential(cli: CLI) -> None:
     """Seeds and per-episode results do not depend on how many episodes run at once."""
-    cli(
-        "--db",
-        f"sqlite:///{cli.cwd / 'b1.db'}",
-        "run",
-        "--policy",
-        "random",
-        "--suite",
-        "pusht_quick",
-        "-n",
-        "5",
-        "--max-steps",
-        "30",
-    )
-    cli(
-        "--db",
-        f"sqlite:///{cli.cwd / 'b4.db'}",
-        "run",
-        "--policy",
-        "random",
-        "--suite",
-        "pusht_quick",
-        "-n",
-        "5",
-        "--max-steps",
-        "30",
-        "--batch-size",
-        "4",
-    )
+    for batch_size in ("1", "4"):
+        db = f"sqlite:///{cli.cwd / f'b{batch_size}.db'}"
+        run = ("run", "--policy", "random", "--suite", "pusht_quick", "-n", "5")
+        cli("--db", db, *run, "--max-steps", "30", "--batch-size", batch_size)
     from vlabench.store import open_store
 
     results = []

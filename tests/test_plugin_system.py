@@ -16,6 +16,11 @@ adapters:
 """
 
 
+def plugins(cli: CLI, *flags: str) -> dict[str, dict]:
+    data = json.loads(cli(*flags, "plugins", "--json").stdout)
+    return {p["name"]: p for p in data["plugins"]}
+
+
 def cells(cli: CLI) -> dict[str, dict]:
     data = json.loads(cli("leaderboard", "--format", "json").stdout)
     return {c["policy"]: c for c in data["cells"]}
@@ -23,8 +28,10 @@ def cells(cli: CLI) -> dict[str, dict]:
 
 def test_example_plugin_found_run_and_ranked(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
     cli.with_plugins(plugin_dirs["example"])
-    listing = cli("plugins").stdout
-    assert "example" in listing and "policy:sweep" in listing
+    listing = plugins(cli)
+    assert listing["example"]["status"] == "loaded"
+    assert listing["example"]["provides"] == ["policy:sweep"]
+    assert "sweep" in cli("plugins").stdout  # the table too
     cli(
         "matrix",
         "--policy",
@@ -49,24 +56,27 @@ def test_example_plugin_found_run_and_ranked(cli: CLI, plugin_dirs: dict[str, Pa
 
 def test_broken_plugin_is_listed_and_the_rest_works(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
     cli.with_plugins(plugin_dirs["broken"], plugin_dirs["example"])
-    listing = cli("plugins").stdout
-    broken = next(line for line in listing.splitlines() if "broken" in line)
-    assert "failed" in broken
-    assert "ImportError" in listing and "broken on purpose" in listing
-    assert "policy:sweep" in listing  # the other third-party plugin still loads
+    listing = plugins(cli)
+    assert listing["broken"]["status"] == "failed"
+    assert listing["broken"]["error"] == (
+        "ImportError: vlabench_broken is broken on purpose (test fixture)"
+    )
+    assert listing["example"]["provides"] == ["policy:sweep"]  # the others still load
+    assert listing["pusht"]["status"] == "loaded"
     cli("run", "--policy", "sweep", "--suite", "pusht_quick", "-n", "1", "--max-steps", "5")
     assert cells(cli)["sweep"]["n"] == 1
 
 
 def test_blocking_a_plugin(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
     cli.with_plugins(plugin_dirs["example"])
-    listing = cli("-p", "example", "plugins").stdout
-    assert "blocked" in listing and "policy:sweep" not in listing
+    listing = plugins(cli, "-p", "example")
+    assert listing["example"]["status"] == "blocked" and listing["example"]["provides"] == []
     proc = cli("-p", "example", "run", "--policy", "sweep", "--suite", "pusht_quick", ok=False)
     assert proc.returncode == 2 and "unknown policy 'sweep'" in proc.stderr
     cli.env["VLABENCH_PLUGINS"] = "pusht,scripted"
-    listing = cli("plugins").stdout
-    assert "policy:sweep" not in listing and "policy:noop" in listing
+    listing = plugins(cli)
+    assert listing["example"]["status"] == "blocked"
+    assert "policy:noop" in listing["scripted"]["provides"]
 
 
 def test_policy_that_raises_fails_only_its_episodes(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
@@ -175,3 +185,21 @@ def test_incompatible_pair_is_named_stored_and_bridged(
         [episode] = store.episodes(bridged[0]["id"])
     assert episode["steps"] == 3 and episode["clipped_actions"] == 0
     assert bridged[0]["config"]["adapters"][0]["type"] == "rescale_action"
+
+
+def test_missing_stack_is_unavailable_with_hint(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
+    cli.with_plugins(plugin_dirs["faulty"])
+    [unavailable] = plugins(cli)["faulty"]["unavailable"]
+    assert unavailable == {
+        "name": "needs_missing_stack",
+        "missing": ["vlabench_no_such_module"],
+        "install": "pip install vlabench-no-such-extra",
+    }
+    proc = cli("run", "--policy", "needs_missing_stack", "--suite", "pusht_quick", ok=False)
+    assert proc.returncode == 1
+    message = " ".join(proc.stdout.split())
+    assert "missing vlabench_no_such_module" in message
+    assert "pip install vlabench-no-such-extra" in message
+    with cli.store() as store:
+        [run] = store.runs()
+    assert run["status"] == "failed" and "vlabench_no_such_module" in run["error"]

@@ -121,21 +121,30 @@ def main_options(
 
 # -- plugins and listings ------------------------------------------------------------------
 @app.command("plugins")
-def plugins_cmd(ctx: typer.Context) -> None:
+def plugins_cmd(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """List installed plugins: version, status (loaded / failed / blocked), what they provide.
 
-    Example: vlabench plugins
+    A policy or env whose optional stack is missing is shown as unavailable, with the
+    command that installs it. Example: vlabench plugins
     """
-    from rich.table import Table
+    import json
 
     from vlabench.plugins import missing_requirements
 
     cat = _ctx(ctx).catalog()
-    table = Table(title="vlabench plugins")
-    for col in ("plugin", "version", "status", "provides", "details"):
-        table.add_column(col)
+    report = []
     for info in cat.plugins:
-        provides, notes = [], []
+        entry = {
+            "name": info.name,
+            "version": info.version,
+            "status": info.status,
+            "error": info.error,
+            "provides": [],
+            "unavailable": [],
+        }
         for kind, specs in (
             ("policy", cat.policies),
             ("env", cat.envs),
@@ -145,17 +154,43 @@ def plugins_cmd(ctx: typer.Context) -> None:
             for name, spec in specs.items():
                 if cat.plugin_of(kind, name) != info.name:
                     continue
-                provides.append(f"{kind}:{name}")
+                entry["provides"].append(f"{kind}:{name}")
                 missing = missing_requirements(getattr(spec, "requires", ()))
                 if missing:
-                    hint = getattr(spec, "install_hint", "")
-                    notes.append(f"{name} unavailable (missing {', '.join(missing)}): {hint}")
-        details = info.error or "; ".join(notes)
-        table.add_row(info.name, info.version or "?", info.status, " ".join(provides), details)
+                    entry["unavailable"].append(
+                        {
+                            "name": name,
+                            "missing": missing,
+                            "install": getattr(spec, "install_hint", ""),
+                        }
+                    )
+        report.append(entry)
+    if as_json:
+        print(json.dumps({"plugins": report, "problems": cat.problems}, indent=2))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="vlabench plugins")
+    for col in ("plugin", "version", "status", "provides", "details"):
+        table.add_column(col)
+    for entry in report:
+        notes = [
+            f"{u['name']} unavailable (missing {', '.join(u['missing'])}): {u['install']}"
+            for u in entry["unavailable"]
+        ]
+        details = entry["error"] or "; ".join(notes)
+        table.add_row(
+            entry["name"],
+            entry["version"] or "?",
+            entry["status"],
+            " ".join(entry["provides"]),
+            Text(details),
+        )
     console = _console()
     console.print(table)
     for problem in cat.problems:
-        console.print(f"[yellow]warning:[/] {problem}")
+        console.print(f"warning: {problem}", markup=False)
 
 
 @app.command("list")
