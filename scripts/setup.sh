@@ -40,5 +40,7 @@ echo "setup: python $UV_PYTHON"
 
 # 4. The locked environment: core, every simulator extra, dev tools.
 export UV_LINK_MODE="${UV_LINK_MODE:-copy}"
-uv sync --locked --all-extras "$@"
+# Bytecode compiled at install: start-up must not recompile sources on every run
+# (matters where PYTHONDONTWRITEBYTECODE is set, as on CI machines).
+uv sync --locked --all-extras --compile-bytecode "$@"
 echo "setup: done; run .venv/bin/vlabench --help"
