@@ -1,0 +1,1 @@
+"""lerobot plugin for vlabench (work in progress; registers nothing yet)."""

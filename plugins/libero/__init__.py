@@ -1,0 +1,1 @@
+"""libero plugin for vlabench (work in progress; registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""metaworld plugin for vlabench (work in progress; registers nothing yet)."""

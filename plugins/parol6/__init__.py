@@ -1,0 +1,1 @@
+"""parol6 plugin for vlabench (work in progress; registers nothing yet)."""

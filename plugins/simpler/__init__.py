@@ -1,0 +1,1 @@
+"""simpler plugin for vlabench (work in progress; registers nothing yet)."""
