@@ -152,6 +152,12 @@ class AdapterPipeline:
     def __init__(self, adapters: Sequence[Adapter]) -> None:
         self.adapters = list(adapters)
 
+    def observation_features(self, features: tuple[Feature, ...]) -> tuple[Feature, ...]:
+        """The features the policy sees when the env offers ``features``."""
+        for adapter in self.adapters:
+            features = adapter.observation_features(features)
+        return features
+
     def observation(self, batch: Batch) -> Batch:
         for adapter in self.adapters:
             batch = adapter.observation(batch)

@@ -32,6 +32,12 @@ EPISODE_INDEX_KEY = "episode.index"
 EPISODE_STEP_KEY = "episode.step"
 
 ANY_SPACE = "any"
+
+REQUESTED_FEATURES_OPTION = "requested_features"
+"""Env option set by the runner (never by suites): the env feature names the policy reads.
+
+Envs may skip rendering cameras that are not in it; it is not part of the run config (it
+changes cost, not results). Absent means "everything"."""
 """Space tag of a feature that takes whatever the other side declares (reference policies)."""
 
 Observation = dict[str, Any]

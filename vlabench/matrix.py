@@ -294,6 +294,22 @@ def _settings(
     )
 
 
+def requested_features(
+    env_features: tuple[api.Feature, ...], policy: api.Policy, adapters: AdapterPipeline
+) -> list[str]:
+    """The env features the policy reads, seen through the pair's adapters (renames etc.).
+
+    A policy that declares no inputs (e.g. a random policy) reads nothing from the env.
+    """
+    wanted = {f.name for f in policy.interface.inputs}
+    needed = []
+    for feature in env_features:
+        seen = adapters.observation_features((feature,))
+        if any(f.name in wanted for f in seen):
+            needed.append(feature.name)
+    return needed
+
+
 def _build_rollout(
     config: RunConfig,
     env_spec: api.EnvSpec,
@@ -302,10 +318,16 @@ def _build_rollout(
     on_episode: Callable[[api.EpisodeRecord], None],
     batch_size: int,
 ) -> Rollout:
-    def make_env() -> Any:
-        return env_spec.make(config.task, config.env_options)
-
     adapters = AdapterPipeline(build_adapters(config.adapters, catalog))
+    env_features = env_spec.interface(config.env_options).observation
+    options = {
+        **config.env_options,
+        api.REQUESTED_FEATURES_OPTION: requested_features(env_features, policy, adapters),
+    }
+
+    def make_env() -> Any:
+        return env_spec.make(config.task, options)
+
     return Rollout(
         make_env,
         policy,

@@ -5,6 +5,8 @@ the agent position in the same space. Options (from the suite or the CLI):
 
 * ``image_size`` (int, default 96): side of the square ``observation.images.top`` image;
 * ``render`` (bool, default True): ``False`` gives a state-only env (no camera rendering);
+* ``requested_features`` (set by the runner): the camera is rendered only when the policy
+  reads it;
 * ``reset_to_state`` (5 floats ``[agent_x, agent_y, block_x, block_y, block_angle]``): pins
   the start state of every episode (``reset(options={"reset_to_state": ...})`` overrides it).
 
@@ -76,9 +78,11 @@ def make(task: str, options: Mapping[str, Any]) -> Any:
         raise ValueError(f"pusht has one task {TASK_NAME!r}, got {task!r}")
     from .env import PushTEnv
 
+    requested = options.get(api.REQUESTED_FEATURES_OPTION)
+    render = renders(options) and (requested is None or IMAGE_KEY in requested)
     return PushTEnv(
         instruction=INSTRUCTION,
-        image_size=image_size(options) if renders(options) else None,
+        image_size=image_size(options) if render else None,
         reset_to_state=options.get("reset_to_state"),
     )
 
