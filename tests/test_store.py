@@ -1,4 +1,8 @@
-"""The store: real SQLite files, real Alembic migrations, concurrent writers."""
+"""The store: real SQLite files and a real PostgreSQL, real Alembic migrations, concurrent writers.
+
+Every test taking ``db_url`` or ``store`` runs on both backends (the PostgreSQL cluster is
+started once per session by ``tests/pg.py``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import store_writers
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pg import postgres  # noqa: F401 (the session fixture)
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
@@ -58,8 +64,11 @@ def record(index: int, success: bool = True, **overrides: Any) -> EpisodeRecord:
     return EpisodeRecord(**data)
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store: a SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").create_database()
     return f"sqlite:///{tmp_path / 'bench.db'}"
 
 
@@ -116,8 +125,8 @@ def test_default_url_and_env_override(tmp_path: Path, monkeypatch: pytest.Monkey
     assert other.is_file()
 
 
-def test_sqlite_pragmas_are_set_on_every_connection(store: Store) -> None:
-    with store.engine.connect() as conn:
+def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'p.db'}") as store, store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
@@ -262,28 +271,60 @@ def test_threads_adding_episodes_all_arrive(store: Store) -> None:
     assert store.finished_episode_indices(run_id) == set(range(80))
 
 
-def _process_worker(url: str, worker: int, n_workers: int, barrier: Any) -> tuple[int, bool, int]:
-    barrier.wait()  # every process opens the fresh file (and migrates) at once
-    with open_store(url) as s:
-        run_id, created = s.get_or_create_run("shared", **run_fields(n_episodes=40 + worker))
-        inserted = 0
-        for i in range(40):  # every process tries every episode; each is stored once
-            inserted += s.add_episode(run_id, record((i + worker * 10) % 40))
-        return run_id, created, inserted
-
-
-def test_processes_racing_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
-    n = 6
-    ctx = multiprocessing.get_context("spawn")
+def test_eight_writer_processes_racing_on_a_fresh_store_lose_nothing(db_url: str) -> None:
+    n = 8
+    ctx = multiprocessing.get_context("forkserver")  # clean, cheap starts (no threads forked)
+    ctx.set_forkserver_preload(["store_writers"])
     with ctx.Manager() as manager, ctx.Pool(n) as pool:
         barrier = manager.Barrier(n)
-        results = pool.starmap(_process_worker, [(url, k, n, barrier) for k in range(n)])
+        results = pool.starmap(store_writers.hammer, [(db_url, k, barrier) for k in range(n)])
     assert len({run_id for run_id, _, _ in results}) == 1
     assert sum(created for _, created, _ in results) == 1
     assert sum(inserted for _, _, inserted in results) == 40
+    with open_store(db_url) as s:
+        runs = {r["config_hash"]: r for r in s.runs()}
+        assert len(runs) == n + 1
+        shared = runs["shared"]
+        assert shared["n_episodes"] == 40 + n - 1
+        assert len(s.episodes(shared["id"])) == 40
+        assert s.finished_episode_indices(shared["id"]) == set(range(40))
+        for k in range(n):
+            assert s.finished_episode_indices(runs[f"own-{k}"]["id"]) == set(range(25))
+
+
+def test_add_episodes_in_one_transaction_skips_stored_indices(store: Store) -> None:
+    run_id, _ = store.get_or_create_run("abc", **run_fields())
+    assert store.add_episodes(run_id, [record(0), record(1)]) == 2
+    assert store.add_episodes(run_id, [record(1), record(2), record(3)]) == 2
+    assert store.add_episodes(run_id, []) == 0
+    assert store.finished_episode_indices(run_id) == {0, 1, 2, 3}
+    assert store.find_run("abc") == run_id and store.find_run("nope") is None
+    with pytest.raises(IntegrityError):
+        store.add_episodes(run_id + 100, [record(0)])
+
+
+def test_a_locked_sqlite_write_is_retried_not_failed(tmp_path: Path) -> None:
+    """A writer that cannot get the lock within the busy timeout retries the transaction."""
+    from vlabench.store import engine as engine_mod
+
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
     with open_store(url) as s:
-        (run,) = s.runs()
-        assert run["n_episodes"] == 40 + n - 1
-        assert len(s.episodes(run["id"])) == 40
-        assert s.finished_episode_indices(run["id"]) == set(range(40))
+        run_id, _ = s.get_or_create_run("abc", **run_fields())
+        blocker = s.engine.raw_connection()
+        blocker.execute("PRAGMA busy_timeout = 0")
+        blocker.execute("BEGIN IMMEDIATE")  # hold the write lock
+        with s.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        s.engine.pool.dispose()
+        original = engine_mod.BUSY_TIMEOUT_MS
+        engine_mod.BUSY_TIMEOUT_MS = 50
+        try:
+            with open_store(url) as impatient:
+                timer = threading.Timer(0.5, blocker.rollback)
+                timer.start()
+                assert impatient.add_episode(run_id, record(0)) is True
+                timer.join()
+        finally:
+            engine_mod.BUSY_TIMEOUT_MS = original
+            blocker.close()
+        assert s.finished_episode_indices(run_id) == {0}

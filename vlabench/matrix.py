@@ -1,12 +1,15 @@
 """Plan policy x suite jobs, check each pair, and execute the jobs into the store.
 
-A job is one run: (policy, suite, task) under one protocol, keyed by its config hash. The
-executor here is sequential and in-process; each job resumes whatever episodes its run lacks.
+A run is one (policy, suite, task) under one protocol, keyed by its config hash. A job is a
+block of the episodes its run still lacks, so a resumed matrix runs exactly the missing ones.
+An executor (``vlabench.executors``: inline, processes; ``vlabench.ray_executor``: Ray) runs the
+jobs and streams each finished episode back to the :class:`Runner`, the store's single writer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,20 +52,34 @@ class Pair:
 
 
 class ProgressSink(Protocol):
-    """What the runner reports while it works (the CLI draws it)."""
+    """What the runner reports while it works (the CLI draws it).
+
+    ``job_*`` calls are per job (an episode block); a run that is not executed (incompatible,
+    failed check, nothing left to resume) gets one ``job_finished`` and no ``job_started``.
+    """
+
+    def matrix_started(self, jobs: int, episodes: int) -> None: ...
 
     def job_started(self, label: str, total: int, done: int) -> None: ...
 
     def episode_finished(self, record: api.EpisodeRecord) -> None: ...
 
+    def job_retried(self, label: str, error: str) -> None: ...
+
     def job_finished(self, label: str, status: str) -> None: ...
 
 
 class SilentProgress:
+    def matrix_started(self, jobs: int, episodes: int) -> None:
+        pass
+
     def job_started(self, label: str, total: int, done: int) -> None:
         pass
 
     def episode_finished(self, record: api.EpisodeRecord) -> None:
+        pass
+
+    def job_retried(self, label: str, error: str) -> None:
         pass
 
     def job_finished(self, label: str, status: str) -> None:
@@ -135,8 +152,149 @@ def plan(
     return pairs
 
 
+@dataclass(frozen=True)
+class Job:
+    """A block of episodes of one run: the unit an executor runs (and retries) in one go."""
+
+    config: RunConfig
+    run_id: int
+    indices: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        """``<config hash>:<first>-<last>``: the run and the episode block."""
+        return f"{self.config.config_hash()}:{self.indices[0]}-{self.indices[-1]}"
+
+    @property
+    def label(self) -> str:
+        return _label(self.config)
+
+    @property
+    def policy_key(self) -> str:
+        """Jobs with equal keys can share one loaded policy."""
+        return f"{self.config.policy}|{self.config.env}|{self.config.env_options}"
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.config.policy.device.startswith("cuda")
+
+
+class JobEvents(Protocol):
+    """What an executor reports back to the runner (in the runner's process)."""
+
+    def job_started(self, job: Job) -> None: ...
+
+    def episode_finished(self, job: Job, record: api.EpisodeRecord) -> None: ...
+
+    def job_retried(self, job: Job, error: str) -> None: ...
+
+    def job_finished(self, job: Job, error: str | None) -> None: ...
+
+
+class Executor(Protocol):
+    """Runs jobs and reports every event, from one process (the caller's), in order per job.
+
+    ``parallelism`` is how many jobs run at once (it sizes the episode blocks).
+    """
+
+    name: str
+    parallelism: int
+
+    def run(self, jobs: Sequence[Job], events: JobEvents) -> None: ...
+
+
+class JobWorker:
+    """Runs jobs in this process; each policy is loaded once and reused across jobs."""
+
+    def __init__(self, catalog: Catalog, batch_size: int = 1) -> None:
+        self.catalog = catalog
+        self.batch_size = batch_size
+        self._policies: dict[str, api.Policy] = {}
+
+    def _policy(self, config: RunConfig) -> api.Policy:
+        request = policy_request(config, self.catalog)
+        key = f"{config.policy}|{request.env}"
+        if key not in self._policies:
+            from vlabench.isolation import policy_spec_for  # a preset may run in a worker
+
+            spec = policy_spec_for(config, self.catalog.policies[config.policy.type])
+            self._policies[key] = spec.load(request)
+        return self._policies[key]
+
+    def run(
+        self,
+        config: RunConfig,
+        indices: Sequence[int],
+        on_episode: Callable[[api.EpisodeRecord], None],
+    ) -> None:
+        """Run episodes ``indices`` of ``config``; job-level errors (policy load...) raise."""
+        from vlabench.config import add_remote_specs  # remote:// policies and envs
+
+        add_remote_specs(config, self.catalog)
+        env_spec = self.catalog.envs[config.env]
+        policy = self._policy(config)
+        policy.reset()
+        rollout = _build_rollout(
+            config, env_spec, policy, self.catalog, on_episode, self.batch_size
+        )
+        n_init = next(
+            (t.n_init_states for t in env_spec.tasks(config.env_options) if t.name == config.task),
+            None,
+        )
+        rollout.run(episode_specs(config.task, list(indices), config.protocol.seed, n_init))
+
+
+def block_size(total: int, parallelism: int) -> int:
+    """Episodes per job: everything in one job when serial, else ~2 jobs per worker."""
+    if parallelism <= 1:
+        return max(1, total)
+    return max(1, math.ceil(total / (2 * parallelism)))
+
+
+def split_blocks(indices: Sequence[int], size: int) -> list[tuple[int, ...]]:
+    """``indices`` in order, cut into blocks of at most ``size``."""
+    ordered = sorted(indices)
+    return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), max(1, size))]
+
+
+@dataclass
+class PairPlan:
+    """What a dry run shows for one pair: runs, jobs and episodes left to run."""
+
+    pair: Pair
+    runs: int
+    jobs: int = 0
+    episodes: int = 0
+    stored: int = 0
+
+
+def preview(
+    pairs: list[Pair], store: Any | None, parallelism: int, block: int | None = None
+) -> list[PairPlan]:
+    """The jobs a matrix would run now (nothing is written; ``store`` may be None)."""
+    plans, lacking = [], []
+    for pair in pairs:
+        plan_ = PairPlan(pair, len(pair.jobs))
+        plans.append(plan_)
+        if not pair.runnable:
+            continue
+        for config in pair.jobs:
+            run_id = store.find_run(config.config_hash()) if store is not None else None
+            done = store.finished_episode_indices(run_id) if run_id is not None else set()
+            todo = [i for i in range(config.protocol.episodes) if i not in done]
+            plan_.stored += config.protocol.episodes - len(todo)
+            plan_.episodes += len(todo)
+            lacking.append((plan_, todo))
+    size = block or block_size(sum(len(todo) for _, todo in lacking), parallelism)
+    for plan_, todo in lacking:
+        plan_.jobs += len(split_blocks(todo, size))
+    return plans
+
+
 @dataclass
 class JobResult:
+    """The outcome of one run of the matrix (all its jobs)."""
+
     run_id: int
     label: str
     status: str
@@ -145,14 +303,30 @@ class JobResult:
 
 
 @dataclass
+class _RunState:
+    config: RunConfig
+    result: JobResult
+    jobs_left: int = 0
+    started: bool = False
+
+
+@dataclass
 class Runner:
-    """Executes planned pairs sequentially into a store (``vlabench.store.Store``)."""
+    """Executes planned pairs into a store (``vlabench.store.Store``) through an executor.
+
+    The runner is the only writer: executors hand it every finished episode, and it stores
+    it at once (so an interrupted matrix loses at most the episodes in flight).
+    """
 
     store: Any
     catalog: Catalog
     progress: ProgressSink = field(default_factory=SilentProgress)
     batch_size: int = 1
-    _policies: dict[str, api.Policy] = field(default_factory=dict)
+    executor: Executor | None = None
+    """Default: the inline executor (this process, one job at a time)."""
+    block: int | None = None
+    """Episodes per job; default from the executor's parallelism (see :func:`block_size`)."""
+    _runs: dict[int, _RunState] = field(default_factory=dict)
 
     def run_fields(self, config: RunConfig, status: str, error: str | None) -> dict[str, Any]:
         env = self.catalog.envs[config.env]
@@ -189,14 +363,67 @@ class Runner:
             n_episodes=config.protocol.episodes,
         )
 
-    def run_pairs(self, pairs: list[Pair]) -> list[JobResult]:
-        results = []
+    def _executor(self) -> Executor:
+        if self.executor is None:
+            from vlabench.executors import InlineExecutor
+
+            self.executor = InlineExecutor(self.catalog, self.batch_size)
+        return self.executor
+
+    def plan_jobs(self, pairs: list[Pair]) -> tuple[list[Job], list[JobResult]]:
+        """Create the runnable pairs' runs and cut what each lacks into jobs.
+
+        Returns the jobs and one result per run, in plan order; unrunnable pairs and runs
+        with nothing left are recorded (final) at once.
+        """
+        results: list[JobResult] = []
+        lacking: list[tuple[RunConfig, int, list[int]]] = []
         for pair in pairs:
             for config in pair.jobs:
-                if pair.runnable:
-                    results.append(self.run_job(config))
-                else:
+                if not pair.runnable:
                     results.append(self.record_unrunnable(config, pair.status, pair.reason))
+                    continue
+                run_id, _ = self.store.get_or_create_run(
+                    config.config_hash(), **self.run_fields(config, "pending", None)
+                )
+                done = self.store.finished_episode_indices(run_id)
+                todo = [i for i in range(config.protocol.episodes) if i not in done]
+                result = JobResult(run_id, _label(config), "finished")
+                results.append(result)
+                if not todo:
+                    self.store.set_run_status(run_id, "finished")
+                    self.progress.job_finished(result.label, "finished (nothing to resume)")
+                    continue
+                self._runs[run_id] = _RunState(config, result)
+                lacking.append((config, run_id, todo))
+        total = sum(len(todo) for _, _, todo in lacking)
+        size = self.block or block_size(total, self._executor().parallelism)
+        jobs = [
+            Job(config, run_id, block)
+            for config, run_id, todo in lacking
+            for block in split_blocks(todo, size)
+        ]
+        for job in jobs:
+            self._runs[job.run_id].jobs_left += 1
+        return jobs, results
+
+    def run_pairs(self, pairs: list[Pair]) -> list[JobResult]:
+        """Run every pair's missing episodes; one result per run."""
+        jobs, results = self.plan_jobs(pairs)
+        self.progress.matrix_started(len(jobs), sum(len(j.indices) for j in jobs))
+        if not jobs:
+            return results
+        try:
+            self._executor().run(jobs, self)
+        except KeyboardInterrupt:
+            for run_id, state in self._runs.items():
+                if state.jobs_left:
+                    self.store.set_run_status(run_id, "interrupted", "interrupted by the user")
+                    state.result.status = "interrupted"
+            raise
+        for run_id, state in self._runs.items():
+            if state.jobs_left:  # an executor that lost a job without reporting it
+                self._job_done(run_id, state, "the executor returned without finishing it")
         return results
 
     def record_unrunnable(self, config: RunConfig, status: str, reason: str) -> JobResult:
@@ -209,64 +436,44 @@ class Runner:
         self.progress.job_finished(label, f"{status}: {reason}")
         return JobResult(run_id, label, status, error=reason)
 
-    def _policy(self, config: RunConfig) -> api.Policy:
-        request = policy_request(config, self.catalog)
-        key = f"{config.policy}|{request.env}"
-        if key not in self._policies:
-            self._policies[key] = self.catalog.policies[config.policy.type].load(request)
-        return self._policies[key]
-
     def run_job(self, config: RunConfig) -> JobResult:
-        """Run the episodes this job's run still lacks; earlier episodes are kept."""
-        label = _label(config)
-        run_id, _ = self.store.get_or_create_run(
-            config.config_hash(), **self.run_fields(config, "pending", None)
-        )
-        done = self.store.finished_episode_indices(run_id)
-        todo = [i for i in range(config.protocol.episodes) if i not in done]
-        self.progress.job_started(label, config.protocol.episodes, len(done))
-        if not todo:
-            self.store.set_run_status(run_id, "finished")
-            self.progress.job_finished(label, "finished (nothing to resume)")
-            return JobResult(run_id, label, "finished")
-        env_spec = self.catalog.envs[config.env]
-        counter = {"n": 0}
+        """Run the episodes one run still lacks (earlier episodes are kept)."""
+        pair = Pair(config.policy, config.suite, [config])
+        pair.compatibility = Compatibility([], [])
+        return self.run_pairs([pair])[0]
 
-        def on_episode(record: api.EpisodeRecord) -> None:
-            if self.store.add_episode(run_id, record):
-                counter["n"] += 1
-            self.progress.episode_finished(record)
+    # -- JobEvents: called by the executor, in this process ---------------------------------
+    def job_started(self, job: Job) -> None:
+        state = self._runs[job.run_id]
+        if not state.started:
+            state.started = True
+            self.store.set_run_status(job.run_id, "running")
+        self.progress.job_started(job.label, len(job.indices), 0)
 
-        self.store.set_run_status(run_id, "running")
-        try:
-            policy = self._policy(config)
-            policy.reset()
-            rollout = _build_rollout(
-                config, env_spec, policy, self.catalog, on_episode, self.batch_size
-            )
-            n_init = next(
-                (
-                    t.n_init_states
-                    for t in env_spec.tasks(config.env_options)
-                    if t.name == config.task
-                ),
-                None,
-            )
-            rollout.run(episode_specs(config.task, todo, config.protocol.seed, n_init))
-        except KeyboardInterrupt:
-            self.store.set_run_status(run_id, "interrupted", "interrupted by the user")
-            self.progress.job_finished(label, "interrupted")
-            raise
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self.store.set_run_status(run_id, "failed", error)
-            self.progress.job_finished(label, f"failed: {error}")
-            return JobResult(run_id, label, "failed", counter["n"], error)
-        self.store.set_run_status(run_id, "finished")
-        self.progress.job_finished(label, "finished")
-        run = self.store.get_run(run_id) or {}
-        notify_run_finished(self.catalog, run)
-        return JobResult(run_id, label, "finished", counter["n"])
+    def episode_finished(self, job: Job, record: api.EpisodeRecord) -> None:
+        if self.store.add_episode(job.run_id, record):
+            self._runs[job.run_id].result.new_episodes += 1
+        self.progress.episode_finished(record)
+
+    def job_retried(self, job: Job, error: str) -> None:
+        self.progress.job_retried(job.label, error)
+
+    def job_finished(self, job: Job, error: str | None) -> None:
+        state = self._runs[job.run_id]
+        self.progress.job_finished(job.label, f"failed: {error}" if error else "finished")
+        self._job_done(job.run_id, state, error)
+
+    def _job_done(self, run_id: int, state: _RunState, error: str | None) -> None:
+        state.jobs_left -= 1
+        if error and state.result.error is None:
+            state.result.error = error
+            state.result.status = "failed"
+        if state.jobs_left > 0:
+            return
+        result = state.result
+        self.store.set_run_status(run_id, result.status, result.error)
+        if result.status == "finished":
+            notify_run_finished(self.catalog, self.store.get_run(run_id) or {})
 
 
 def _label(config: RunConfig) -> str:
@@ -276,6 +483,8 @@ def _label(config: RunConfig) -> str:
 def _settings(
     config: RunConfig, env_spec: api.EnvSpec, policy: api.Policy, batch_size: int
 ) -> RolloutSettings:
+    from vlabench import video  # --record-video (set by the CLI through the environment)
+
     iface = env_spec.interface(config.env_options)
     action = iface.action
     n_action_steps = policy.interface.n_action_steps
@@ -291,6 +500,9 @@ def _settings(
         n_obs_steps=policy.interface.n_obs_steps,
         n_action_steps=n_action_steps,
         batch_size=batch_size,
+        record_video=video.requested_episodes(),
+        video_dir=video.run_directory(config.config_hash()),
+        video_fps=iface.fps,
     )
 
 
@@ -325,9 +537,14 @@ def _build_rollout(
         api.REQUESTED_FEATURES_OPTION: requested_features(env_features, policy, adapters),
     }
 
-    def make_env() -> Any:
-        return env_spec.make(config.task, options)
+    from vlabench.isolation import env_spec_for, instrument  # worker/remote envs, latencies
 
+    make = env_spec_for(config, env_spec).make
+
+    def make_env() -> Any:
+        return make(config.task, options)
+
+    make_env, on_episode = instrument(make_env, policy, on_episode)
     return Rollout(
         make_env,
         policy,

@@ -1,16 +1,22 @@
 """Engines and schema: open a store by URL, bring its schema to the Alembic head.
 
-SQLite connections get WAL journaling, a 30 s busy timeout and foreign keys on every
-connect. SQLAlchemy (not the sqlite3 module) emits BEGIN, so that writes and migrations can
-take the write lock up front with ``BEGIN IMMEDIATE`` and never fail half-way on a lock
-upgrade when several processes write to one file.
+SQLite connections get WAL journaling (synchronous NORMAL), a 30 s busy timeout and foreign
+keys on every connect. SQLAlchemy (not the sqlite3 module) emits BEGIN, so that writes and
+migrations can take the write lock up front with ``BEGIN IMMEDIATE`` and never fail half-way
+on a lock upgrade when several processes write to one file. Should a lock still time out
+(or PostgreSQL report a serialisation failure or deadlock), :func:`retrying` repeats the
+whole transaction.
+Any other SQLAlchemy URL works too; PostgreSQL is tested (``postgresql+psycopg://...``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +35,38 @@ BUSY_TIMEOUT_MS = 30_000
 IMMEDIATE = "vlabench_begin_immediate"
 """Execution option: on SQLite, start the transaction with ``BEGIN IMMEDIATE``."""
 MIGRATIONS = Path(__file__).parent / "migrations"
+RETRY_S = 120.0
+"""How long a write keeps retrying a transient conflict before giving up."""
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+def is_transient(exc: BaseException) -> bool:
+    """A lock timeout or a conflict that retrying the whole transaction resolves."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return "locked" in message or "busy" in message
+    return getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+
+def retrying[**P, T](fn: Callable[P, T]) -> Callable[P, T]:
+    """Run ``fn`` (one whole transaction) again, with jittered back-off, on a transient error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        deadline = time.monotonic() + RETRY_S
+        delay = 0.01
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as exc:
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+    return wrapper
 
 
 def default_url() -> str:
@@ -55,6 +93,9 @@ def make_store_engine(url: str) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _enable_wal(cursor)
+        # WAL + NORMAL: a commit survives any crash of the process (kill -9 included); only
+        # an OS crash or power loss may drop the last commits. FULL fsyncs every episode.
+        cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

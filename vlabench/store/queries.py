@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from vlabench.api import EpisodeRecord
-from vlabench.store.engine import IMMEDIATE
+from vlabench.store.engine import IMMEDIATE, retrying
 from vlabench.store.models import FINAL_STATUSES, RUN_STATUSES, Episode, Run, utcnow
 
 _RUN_COLUMNS = tuple(c.key for c in inspect(Run).column_attrs)
@@ -122,6 +122,10 @@ class Store:
         unknown = set(fields) - _RUN_SETTABLE
         if unknown:
             raise TypeError(f"get_or_create_run: unknown run fields {sorted(unknown)}")
+        return self._get_or_create_run(config_hash, fields)
+
+    @retrying
+    def _get_or_create_run(self, config_hash: str, fields: dict[str, Any]) -> tuple[int, bool]:
         n_episodes = int(fields.get("n_episodes", 0))
         for _ in range(2):
             run_id = self._bump_run(config_hash, n_episodes)
@@ -144,6 +148,7 @@ class Store:
         raise RuntimeError(f"could not create or find run with config hash {config_hash!r}")
 
     def _bump_run(self, config_hash: str, n_episodes: int) -> int | None:
+        """The run's id after raising its ``n_episodes`` to at least ``n_episodes``."""
         with self._write() as session:
             run_id = session.scalar(select(Run.id).where(Run.config_hash == config_hash))
             if run_id is not None:
@@ -155,6 +160,12 @@ class Store:
                 session.commit()
             return run_id
 
+    def find_run(self, config_hash: str) -> int | None:
+        """The id of the run with ``config_hash``, or None (nothing is created)."""
+        with self._read() as session:
+            return session.scalar(select(Run.id).where(Run.config_hash == config_hash))
+
+    @retrying
     def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
         """Set status and error; stamp ``started_at`` (first start) and ``finished_at``."""
         if status not in RUN_STATUSES:
@@ -226,22 +237,51 @@ class Store:
 
     def add_episode(self, run_id: int, record: EpisodeRecord) -> bool:
         """Store one finished episode; False (and nothing written) when its index exists."""
-        values = _episode_values(record)
+        return self.add_episodes(run_id, [record]) == 1
+
+    @retrying
+    def add_episodes(self, run_id: int, records: Sequence[EpisodeRecord]) -> int:
+        """Store finished episodes in one transaction, skipping indices already stored.
+
+        Returns how many were new. A missing run raises :class:`IntegrityError`.
+        """
+        rows = [{"run_id": run_id, **_episode_values(r)} for r in records]
+        if not rows:
+            return 0
         with self._write() as session:
-            session.add(Episode(run_id=run_id, **values))
-            try:
-                session.commit()
-                return True
-            except IntegrityError:
-                session.rollback()
-                exists = session.scalar(
-                    select(Episode.id).where(
-                        Episode.run_id == run_id, Episode.episode_index == values["episode_index"]
-                    )
+            dialect = self.engine.dialect.name
+            if dialect in ("sqlite", "postgresql"):
+                if dialect == "sqlite":
+                    from sqlalchemy.dialects.sqlite import insert
+                else:
+                    from sqlalchemy.dialects.postgresql import insert
+                statement = (  # parameters passed apart: one cached compiled statement
+                    insert(Episode)
+                    .on_conflict_do_nothing(index_elements=["run_id", "episode_index"])
+                    .returning(Episode.episode_index)
                 )
-                if exists is None:  # not a duplicate: e.g. no such run
-                    raise
-                return False
+                now = utcnow()
+                params = [{"created_at": now, **row} for row in rows]
+                added = len(session.connection().execute(statement, params).all())
+                session.commit()
+                return added
+            added = 0  # any other database: one savepoint per row
+            for row in rows:
+                try:
+                    with session.begin_nested():
+                        session.add(Episode(**row))
+                    added += 1
+                except IntegrityError:
+                    exists = session.scalar(
+                        select(Episode.id).where(
+                            Episode.run_id == run_id,
+                            Episode.episode_index == row["episode_index"],
+                        )
+                    )
+                    if exists is None:  # not a duplicate: e.g. no such run
+                        raise
+            session.commit()
+            return added
 
     def finished_episode_indices(self, run_id: int) -> set[int]:
         """Indices of the episodes already stored for a run (to resume it)."""

@@ -1,0 +1,347 @@
+"""Executors of the matrix's jobs: ``inline`` (this process) and ``processes`` (local workers).
+
+Both report to a :class:`vlabench.matrix.JobEvents` in the caller's process, which stores each
+episode as it arrives: workers never touch the store, so SQLite has one writer.
+
+``processes`` starts ``workers`` Python processes (``python -m vlabench.executors``). Each
+loads the plugins once, keeps every policy it loads and reuses it for later jobs of that policy
+(the dispatcher prefers to give a worker jobs of the policy it already holds). A worker runs
+one job at a time and sends each finished episode back through its pipe. A worker that dies
+(segfault, OOM kill, ``exit``) takes only its job with it: the parent keeps the episodes already
+received, retries the rest of the job on a fresh worker up to ``retries`` times, then records
+the job as failed with the cause. Workers ignore Ctrl-C; the parent stops them and leaves the
+store consistent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from vlabench.matrix import Job, JobEvents, JobWorker
+from vlabench.plugins import Catalog
+
+EXECUTORS = ("inline", "processes", "ray")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (affinity-aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids for ``CUDA_VISIBLE_DEVICES``: the inherited list, else the NVIDIA driver's count.
+
+    Read without importing torch or CUDA (the parent must stay light and fork-safe).
+    """
+    inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if inherited is not None:
+        return [g.strip() for g in inherited.split(",") if g.strip() and g.strip() != "-1"]
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return [str(i) for i in range(len(list(gpus.iterdir())))] if gpus.is_dir() else []
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """``killed by SIGSEGV`` / ``exited with code 3`` for a dead worker."""
+    if exitcode is None:
+        return "stopped responding"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+class InlineExecutor:
+    """Runs jobs one after the other in this process (no isolation: a segfault ends it all)."""
+
+    name = "inline"
+    parallelism = 1
+
+    def __init__(self, catalog: Catalog, batch_size: int = 1) -> None:
+        self.worker = JobWorker(catalog, batch_size)
+
+    def run(self, jobs: Sequence[Job], events: JobEvents) -> None:
+        for job in jobs:
+            events.job_started(job)
+            try:
+                self.worker.run(
+                    job.config, job.indices, lambda r, job=job: events.episode_finished(job, r)
+                )
+            except Exception as exc:
+                events.job_finished(job, f"{type(exc).__name__}: {exc}")
+                continue
+            events.job_finished(job, None)
+
+
+# -- processes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process needs to rebuild the parent's plugin view (all picklable)."""
+
+    allow: frozenset[str] | None = None
+    block: frozenset[str] = frozenset()
+    batch_size: int = 1
+
+
+def _worker_main(fd: int) -> None:
+    """Worker loop: a :class:`WorkerSetup`, then ``(job_id, config, indices)`` messages; for each
+    it sends every finished episode, then ``done`` with the job's error (or None)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the fork
+    conn = Connection(fd)
+    try:
+        setup: WorkerSetup = conn.recv()
+        from vlabench.plugins import catalog
+
+        worker = JobWorker(catalog(setup.allow, setup.block), setup.batch_size)
+        while True:
+            message = conn.recv()
+            if message is None:
+                return
+            job_id, config, indices = message
+            try:
+                worker.run(config, indices, lambda r, j=job_id: conn.send(("episode", j, r)))
+            except Exception as exc:
+                conn.send(("done", job_id, f"{type(exc).__name__}: {exc}"))
+            else:
+                conn.send(("done", job_id, None))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the parent went away
+
+
+@dataclass
+class _Task:
+    """A job in flight or queued, with what is left of it and how often it crashed."""
+
+    job: Job
+    left: list[int]
+    attempts: int = 0
+    started: bool = False
+
+
+@dataclass(eq=False)
+class _Handle:
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    slot: int
+    task: _Task | None = None
+    policy_key: str | None = None
+    received: set[int] = field(default_factory=set)
+
+
+class ProcessExecutor:
+    """Runs jobs on ``workers`` local processes (see the module docstring)."""
+
+    name = "processes"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        retries: int = 2,
+        batch_size: int = 1,
+        allow: frozenset[str] | None = None,
+        block: frozenset[str] = frozenset(),
+    ) -> None:
+        self.parallelism = max(1, workers or cpu_count())
+        self.retries = max(0, retries)
+        self.batch_size = batch_size
+        self.allow, self.block = allow, block
+
+    def _spawn(self, slot: int, gpus: list[str]) -> _Handle:
+        """A fresh worker: ``python -m vlabench.executors FD`` on one end of a socket pair.
+
+        A plain subprocess (not ``multiprocessing``) so that nothing of the caller's
+        ``__main__`` is re-imported, and thread and GPU settings are in its environment
+        before torch or BLAS start.
+        """
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        threads = str(max(1, cpu_count() // self.parallelism))
+        for var in THREAD_VARS:
+            env.setdefault(var, threads)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        # SIGINT blocked while forking: the worker starts with it blocked (the mask survives
+        # exec) and ignores it before unblocking; here a Ctrl-C waits for the unblock
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "vlabench.executors", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
+            theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(WorkerSetup(self.allow, self.block, self.batch_size))
+        return _Handle(process, conn, slot)
+
+    def run(self, jobs: Sequence[Job], events: JobEvents) -> None:
+        queue: deque[_Task] = deque(_Task(job, list(job.indices)) for job in jobs)
+        gpus = visible_gpus() if any(job.wants_gpu for job in jobs) else []
+        handles: list[_Handle] = []
+        try:
+            for slot in range(min(self.parallelism, len(queue))):
+                handles.append(self._spawn(slot, gpus))
+            while queue or any(h.task for h in handles):
+                for handle in handles:
+                    if handle.task is None and queue:
+                        self._dispatch(handle, _pick(queue, handle.policy_key), events)
+                self._pump(handles, queue, events, gpus)
+        finally:
+            _stop(handles)
+
+    def _dispatch(self, handle: _Handle, task: _Task, events: JobEvents) -> None:
+        handle.task, handle.received = task, set()
+        handle.policy_key = task.job.policy_key
+        if not task.started:
+            task.started = True
+            events.job_started(task.job)
+        # a dead worker fails the send: its sentinel reports it and the task is retried
+        with contextlib.suppress(OSError):
+            handle.conn.send((id(task), task.job.config, tuple(task.left)))
+
+    def _pump(
+        self, handles: list[_Handle], queue: deque[_Task], events: JobEvents, gpus: list[str]
+    ) -> None:
+        """Wait for messages, handle them; a worker whose pipe ends is dead: retry its task
+        and start a replacement while work remains."""
+        busy = {id(h.conn): h for h in handles if h.task is not None}
+        dead: list[_Handle] = []
+        for conn in wait([h.conn for h in busy.values()]):
+            handle = busy[id(conn)]
+            try:
+                self._receive(handle, events)
+            except (EOFError, OSError):
+                dead.append(handle)
+        for handle in dead:
+            try:
+                handle.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                handle.process.kill()
+                handle.process.wait()
+            if handle.task is not None:
+                self._crashed(handle, queue, events)
+            handles.remove(handle)
+            handle.conn.close()
+            if queue and len(handles) < self.parallelism:
+                handles.append(self._spawn(handle.slot, gpus))
+
+    def _receive(self, handle: _Handle, events: JobEvents) -> None:
+        kind, _job_id, payload = handle.conn.recv()
+        task = handle.task
+        if task is None:
+            return
+        if kind == "episode":
+            handle.received.add(int(payload.episode_index))
+            events.episode_finished(task.job, payload)
+        elif kind == "done":
+            handle.task = None
+            events.job_finished(task.job, payload)
+
+    def _crashed(self, handle: _Handle, queue: deque[_Task], events: JobEvents) -> None:
+        task = handle.task
+        assert task is not None
+        handle.task = None
+        task.left = [i for i in task.left if i not in handle.received]
+        task.attempts += 1
+        error = (
+            f"worker process {describe_exit(handle.process.returncode)} while running "
+            f"episodes {task.left[:1] + (['...'] if len(task.left) > 1 else [])} "
+            f"(attempt {task.attempts} of {self.retries + 1})"
+        )
+        if not task.left:
+            events.job_finished(task.job, None)
+        elif task.attempts > self.retries:
+            events.job_finished(task.job, error)
+        else:
+            events.job_retried(task.job, error)
+            queue.appendleft(task)
+
+
+def _pick(queue: deque[_Task], policy_key: str | None) -> _Task:
+    """The first queued task of the worker's loaded policy, else the first task."""
+    for task in queue:
+        if policy_key is not None and task.job.policy_key == policy_key:
+            queue.remove(task)
+            return task
+    return queue.popleft()
+
+
+def _stop(handles: list[_Handle]) -> None:
+    """Ask idle workers to exit; kill busy ones (their unfinished episodes are not stored)."""
+    for handle in handles:
+        try:
+            if handle.task is None:
+                handle.conn.send(None)
+            else:
+                handle.process.kill()
+        except OSError:
+            pass
+    for handle in handles:
+        try:
+            handle.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            handle.process.kill()
+            handle.process.wait()
+        handle.conn.close()
+
+
+def make_executor(
+    kind: str,
+    catalog: Catalog,
+    *,
+    workers: int | None = None,
+    retries: int = 2,
+    batch_size: int = 1,
+    address: str | None = None,
+    allow: frozenset[str] | None = None,
+    block: frozenset[str] = frozenset(),
+) -> Any:
+    """An executor by name: ``inline``, ``processes`` or ``ray``."""
+    factories: dict[str, Callable[[], Any]] = {
+        "inline": lambda: InlineExecutor(catalog, batch_size),
+        "processes": lambda: ProcessExecutor(
+            workers, retries=retries, batch_size=batch_size, allow=allow, block=block
+        ),
+    }
+    if kind == "ray":
+        from vlabench.ray_executor import RayExecutor
+
+        return RayExecutor(
+            address=address,
+            workers=workers,
+            retries=retries,
+            batch_size=batch_size,
+            allow=allow,
+            block=block,
+        )
+    if kind not in factories:
+        raise ValueError(f"unknown executor {kind!r}: expected one of {', '.join(EXECUTORS)}")
+    return factories[kind]()
+
+
+__all__ = ["EXECUTORS", "InlineExecutor", "ProcessExecutor", "make_executor"]
+
+
+if __name__ == "__main__":  # a worker process (see ProcessExecutor._spawn)
+    _worker_main(int(sys.argv[1]))
