@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vlabench.plugins import Catalog
-from vlabench.registry import PolicyPreset, Registry, RegistryError, _unknown
+from vlabench.registry import PolicyPreset, Registry, RegistryError, SuiteConfig, _unknown
 
 
 def stable_hash(data: Any, length: int = 16) -> str:
@@ -32,6 +32,8 @@ class PolicyChoice:
     checkpoint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
+    isolation: str | dict[str, Any] | None = None
+    """Where the policy runs (a worker interpreter); not part of the config hash."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class RunConfig:
     protocol: Protocol
     adapters: list[dict[str, Any]]
     inference_mode: str = "sync"
+    env_isolation: str | dict[str, Any] | None = None
+    """Where the env runs (a worker interpreter); not part of the config hash."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +77,8 @@ class RunConfig:
     def config_hash(self) -> str:
         data = self.as_dict()
         data["protocol"].pop("episodes")
+        data.pop("env_isolation")  # where a run executes does not change its results
+        data["policy"].pop("isolation")
         return stable_hash(data)
 
     def protocol_hash(self) -> str:
@@ -83,7 +89,9 @@ class RunConfig:
 
 
 def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyChoice:
-    """A registry preset by name, or a bare policy type with no checkpoint."""
+    """A registry preset by name, a bare policy type, or ``remote://host:port``."""
+    if name.startswith(REMOTE_SCHEME) and name not in registry.policies:
+        return _remote_policy(name, catalog)
     preset = registry.policies.get(name)
     if preset is None:
         if name in catalog.policies:
@@ -103,8 +111,67 @@ def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyCho
             f"comes from plugin {plugin!r}"
         )
     return PolicyChoice(
-        name, preset.type, plugin, preset.checkpoint, dict(preset.options), preset.device
+        name,
+        preset.type,
+        plugin,
+        preset.checkpoint,
+        dict(preset.options),
+        preset.device,
+        preset.isolation,
     )
+
+
+REMOTE_SCHEME = "remote://"
+
+
+def _add_remote_policy_type(catalog: Catalog) -> None:
+    from vlabench.remote import remote_policy_spec
+
+    if "remote" not in catalog.policies:
+        catalog.policies["remote"] = remote_policy_spec()
+        catalog.owner[("policy", "remote")] = "vlabench"
+
+
+def _remote_policy(name: str, catalog: Catalog) -> PolicyChoice:
+    """``remote://host:port``: the core's ``remote`` policy type, served by `vlabench serve`.
+
+    The server is asked what it serves (preset, type, checkpoint, options): that goes into
+    the run's config, so two different policies behind one address never share a run.
+    """
+    from vlabench.remote import served_policy
+
+    try:
+        served = served_policy(name)
+    except (ValueError, ConnectionError, PermissionError) as exc:
+        raise RegistryError(f"policy {name!r}: {exc}") from None
+    _add_remote_policy_type(catalog)
+    return PolicyChoice(
+        name,
+        "remote",
+        catalog.plugin_of("policy", "remote"),
+        served.get("checkpoint"),
+        {"url": name, "served": served},
+    )
+
+
+def add_remote_specs(config: RunConfig, catalog: Catalog) -> None:
+    """Make the remote policy type / env a config names known to ``catalog`` (any process)."""
+    if config.policy.type == "remote":
+        _add_remote_policy_type(catalog)
+    _remote_env(config.env, catalog)
+
+
+def _remote_env(env: str, catalog: Catalog) -> None:
+    """Make ``remote://host:port`` (an env served by `vlabench serve env`) known to the catalog."""
+    if env in catalog.envs or not env.startswith(REMOTE_SCHEME):
+        return
+    from vlabench.remote import remote_env_spec
+
+    try:
+        catalog.envs[env] = remote_env_spec(env)
+    except (ValueError, ConnectionError, PermissionError) as exc:
+        raise RegistryError(f"env {env!r}: {exc}") from None
+    catalog.owner[("env", env)] = "vlabench"
 
 
 def resolve_suite(
@@ -118,7 +185,10 @@ def resolve_suite(
     tasks: list[str] | None = None,
 ) -> list[RunConfig]:
     """One RunConfig per task of the suite, with CLI overrides applied."""
+    if suite_name.startswith(REMOTE_SCHEME) and suite_name not in registry.suites:
+        registry.suites[suite_name] = SuiteConfig(env=suite_name)  # a served env as a suite
     suite = registry.suite(suite_name)
+    _remote_env(suite.env, catalog)
     if suite.env not in catalog.envs:
         raise RegistryError(
             f"suite {suite_name!r} uses env {suite.env!r}, which no loaded plugin provides "
@@ -156,6 +226,7 @@ def resolve_suite(
             task=task,
             protocol=protocol,
             adapters=adapters,
+            env_isolation=suite.isolation,
         )
         for task in chosen
     ]

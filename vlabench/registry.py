@@ -27,6 +27,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_ISOLATION_KEYS = {
+    "python", "factory", "describe", "path", "env", "start_timeout_s", "call_timeout_s"
+}
+
+
+def _isolation(value: Any) -> Any:
+    if isinstance(value, dict) and not set(value) <= _ISOLATION_KEYS:
+        unknown = sorted(set(value) - _ISOLATION_KEYS)
+        raise ValueError(f"unknown isolation key(s) {unknown}; allowed: {sorted(_ISOLATION_KEYS)}")
+    return value
+
+
 class SuiteConfig(_Strict):
     """A suite: an env, its tasks and the protocol every policy is evaluated under."""
 
@@ -47,6 +59,10 @@ class SuiteConfig(_Strict):
     """No-op steps after each reset (the env's ``noop_action``), not counted as steps."""
     protocol: str = "standard"
     env_options: dict[str, Any] = Field(default_factory=dict)
+    isolation: str | dict[str, Any] | None = None
+    """Build the env in a worker: a python path, or {python, factory, path, env} (isolation.py)."""
+
+    _check_isolation = field_validator("isolation")(lambda v: _isolation(v))
 
 
 class PolicyPreset(_Strict):
@@ -58,6 +74,10 @@ class PolicyPreset(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     device: str = "cpu"
     description: str = ""
+    isolation: str | dict[str, Any] | None = None
+    """Load the policy in a worker: a python path, or {python, factory, path, env}."""
+
+    _check_isolation = field_validator("isolation")(lambda v: _isolation(v))
 
 
 class PairAdapter(_Strict):

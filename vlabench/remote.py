@@ -1,0 +1,496 @@
+"""Policies and envs on another host: ``vlabench serve`` and ``remote://host:port``.
+
+The server speaks the wire protocol (``vlabench/wire.py``) over WebSocket, one message per
+binary frame, and answers ``GET /health`` with a small JSON status. A served policy is shared
+by all clients: concurrent action requests with the same batch layout are gathered into one
+policy call (``batch_wait_ms`` bounds the wait) and the result is split back. A served env
+gives each connection its own env.
+
+It binds loopback by default. Binding any other address needs ``allow_remote=True`` *and* a
+shared token; a token, when set, is checked when a client connects (``Authorization: Bearer``
+header; clients read it from ``VLABENCH_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from vlabench import api, wire
+from vlabench.isolation import (
+    CallTiming,
+    ProxyEnv,
+    ProxyPolicy,
+    feature_from,
+    interface_from,
+    request_to_wire,
+)
+from vlabench.worker import EnvHost, hello, plain, policy_request
+
+SCHEME = "remote://"
+TOKEN_ENV = "VLABENCH_TOKEN"
+DEFAULT_PORT = 8765
+
+
+# -- addresses and tokens ---------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, allow_remote: bool, token: str | None) -> None:
+    """Refuse a non-loopback bind without the explicit flag and a token."""
+    if is_loopback(host):
+        return
+    if not allow_remote:
+        raise PermissionError(
+            f"refusing to bind {host!r}: it is not a loopback address and would expose the "
+            "server to the network; pass --allow-remote together with --token (or "
+            f"${TOKEN_ENV}) to do that on purpose"
+        )
+    if not token:
+        raise PermissionError(
+            f"binding {host!r} with --allow-remote needs a shared token (--token or "
+            f"${TOKEN_ENV}); clients send it as VLABENCH_TOKEN"
+        )
+
+
+def parse_remote(name: str) -> str:
+    """``remote://host:port`` -> ``ws://host:port`` (``ws://``/``wss://`` pass through)."""
+    if name.startswith(("ws://", "wss://")):
+        return name
+    if not name.startswith(SCHEME):
+        raise ValueError(f"expected remote://host:port, got {name!r}")
+    address = name[len(SCHEME) :].rstrip("/")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected remote://host:port with a numeric port, got {name!r}")
+    return f"ws://{address}"
+
+
+# -- client -----------------------------------------------------------------------------------
+class WsChannel:
+    """Synchronous wire calls over one WebSocket connection (same API as a worker channel)."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0) -> None:
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+
+        self.url = url
+        self._ids = 0
+        token = token if token is not None else os.environ.get(TOKEN_ENV)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            self.ws = connect(
+                url,
+                additional_headers=headers,
+                max_size=wire.MAX_MESSAGE_BYTES,
+                open_timeout=timeout,
+                compression=None,
+            ).__enter__()  # closed in close(); entering opts out of websockets' legacy mode
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            hint = " (missing or wrong token: set VLABENCH_TOKEN)" if status == 401 else ""
+            raise PermissionError(f"{url} refused the connection: HTTP {status}{hint}") from None
+        except OSError as exc:
+            raise ConnectionError(f"cannot connect to {url}: {exc}") from None
+        self.alive = True
+        self.info, _ = self.call("hello", None)
+
+    def call(
+        self, op: str, args: Any = None, timeout: float | None = None
+    ) -> tuple[Any, CallTiming]:
+        from websockets.exceptions import ConnectionClosed
+
+        self._ids += 1
+        start = time.perf_counter()
+        try:
+            self.ws.send(wire.pack(wire.request(self._ids, op, args)))
+            data = self.ws.recv(timeout=timeout)
+        except (ConnectionClosed, OSError, TimeoutError) as exc:
+            self.alive = False
+            raise wire.PeerGone(f"{self.url}: connection lost during {op!r}: {exc}") from None
+        result, inner_ms = wire.result_of(wire.unpack(data), f"reply from {self.url}")
+        total_ms = 1000 * (time.perf_counter() - start)
+        return result, CallTiming(inner_ms, max(0.0, total_ms - inner_ms))
+
+    def close(self) -> None:
+        self.alive = False
+        with contextlib.suppress(Exception):
+            self.ws.close()
+
+
+def served_policy(name: str) -> dict[str, Any]:
+    """What a policy server at ``remote://host:port`` serves (asks its hello)."""
+    channel = WsChannel(parse_remote(name))
+    try:
+        info = channel.info
+    finally:
+        channel.close()
+    if info.get("kind") != "policy":
+        raise ValueError(f"{name} serves {info.get('kind')!r}, not a policy")
+    return dict(info.get("served") or {})
+
+
+def remote_policy_spec() -> api.PolicySpec:
+    """The ``remote`` policy type: ``options["url"]`` names the server."""
+
+    def connect(request: api.PolicyRequest) -> WsChannel:
+        return WsChannel(parse_remote(str(request.options["url"])))
+
+    def load(request: api.PolicyRequest) -> ProxyPolicy:
+        return ProxyPolicy(lambda: connect(request), request)
+
+    def describe(request: api.PolicyRequest) -> api.PolicyInterface:
+        channel = connect(request)
+        try:
+            data, _ = channel.call("describe", request_to_wire(request))
+        finally:
+            channel.close()
+        return interface_from(data)
+
+    return api.PolicySpec(
+        name="remote",
+        description="A policy served by `vlabench serve policy` (remote://host:port).",
+        load=load,
+        describe=describe,
+    )
+
+
+def _env_interface(data: Mapping[str, Any]) -> api.EnvInterface:
+    noop = data.get("noop_action")
+    return api.EnvInterface(
+        observation=tuple(feature_from(f) for f in data["observation"]),
+        action=feature_from(data["action"]),
+        fps=float(data["fps"]),
+        noop_action=tuple(noop) if noop is not None else None,
+    )
+
+
+def remote_env_spec(name: str) -> api.EnvSpec:
+    """An EnvSpec for ``remote://host:port`` served by `vlabench serve env` (asks it now)."""
+    url = parse_remote(name)
+    cache: dict[str, Any] = {}
+
+    def describe(options: Mapping[str, Any]) -> dict[str, Any]:
+        key = json.dumps(plain(dict(options)), sort_keys=True, default=str)
+        if key not in cache:
+            channel = WsChannel(url)
+            try:
+                cache[key], _ = channel.call("describe", {"options": dict(options)})
+            finally:
+                channel.close()
+        return cache[key]
+
+    first = describe({})
+
+    def make(task: str, options: Mapping[str, Any]) -> ProxyEnv:
+        return ProxyEnv(WsChannel(url), task, options)
+
+    return api.EnvSpec(
+        name=name,
+        description=f"env {first['name']!r} served at {url}",
+        make=make,
+        interface=lambda options: _env_interface(describe(options)["interface"]),
+        tasks=lambda options: [api.TaskInfo(**t) for t in describe(options)["tasks"]],
+        max_episode_steps=int(first["max_episode_steps"]),
+        success=first["success"],
+    )
+
+
+# -- server -----------------------------------------------------------------------------------
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    if api.EPISODE_INDEX_KEY in batch:
+        return len(batch[api.EPISODE_INDEX_KEY])
+    for value in batch.values():
+        if isinstance(value, np.ndarray | list):
+            return len(value)
+    raise ValueError("cannot tell the batch size: the batch has no arrays")
+
+
+def _layout(batch: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Requests with equal layouts can be concatenated along the batch axis."""
+    parts = []
+    for key in sorted(batch):
+        value = batch[key]
+        if isinstance(value, np.ndarray):
+            parts.append((key, value.shape[1:], value.dtype.str))
+        else:
+            parts.append((key, type(value).__name__))
+    return tuple(parts)
+
+
+def _merge(batches: list[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for key, value in batches[0].items():
+        if isinstance(value, np.ndarray):
+            merged[key] = np.concatenate([b[key] for b in batches])
+        elif isinstance(value, list):
+            merged[key] = [x for b in batches for x in b[key]]
+        else:
+            merged[key] = value
+    return merged
+
+
+class PolicyService:
+    """A policy preset served to many clients; one loaded policy per env interface."""
+
+    kind = "policy"
+
+    def __init__(self, spec: api.PolicySpec, checkpoint: str | None, options: Mapping[str, Any],
+                 device: str = "cpu", batch_wait_ms: float = 2.0, policy_type: str = "",
+                 name: str = "") -> None:
+        self.spec = spec
+        self.name = name or policy_type or spec.name
+        self.checkpoint = checkpoint
+        self.options = dict(options)
+        self.device = device
+        self.type = policy_type or spec.name
+        self.wait_s = batch_wait_ms / 1000
+        self.policies: dict[str, api.Policy] = {}
+        self.pending: list[tuple[str, str, dict[str, Any], asyncio.Future]] = []
+        self.stats = {"calls": 0, "requests": 0, "max_requests_per_call": 0}
+        self.sessions = 0
+        """Connected clients that loaded the policy: when all have asked, nobody waits."""
+        self._flusher: asyncio.Task | None = None
+        self._lock = threading.Lock()
+
+    def _request(self, args: Mapping[str, Any]) -> api.PolicyRequest:
+        data = dict(args)
+        data.update(type=self.type, checkpoint=self.checkpoint, options=self.options,
+                     device=self.device)
+        return policy_request(data)
+
+    def _key(self, args: Mapping[str, Any]) -> str:
+        return json.dumps(plain(args.get("env")), sort_keys=True, default=str)
+
+    def load(self, args: Mapping[str, Any]) -> tuple[str, Any]:
+        key = self._key(args)
+        with self._lock:
+            if key not in self.policies:
+                self.policies[key] = self.spec.load(self._request(args))
+                self.policies[key].reset()
+        return key, plain(self.policies[key].interface)
+
+    def describe(self, args: Mapping[str, Any]) -> Any:
+        return plain(self.spec.describe(self._request(args)))
+
+    async def act(self, op: str, key: str, batch: dict[str, Any]) -> tuple[Any, float]:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((op, key, batch, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self.pending:
+            if len(self.pending) < self.sessions:
+                await asyncio.sleep(self.wait_s)
+            items, self.pending = self.pending, []
+            groups: dict[tuple[Any, ...], list[Any]] = {}
+            for item in items:
+                op, key, batch, _ = item
+                groups.setdefault((op, key, _layout(batch)), []).append(item)
+            for (op, key, _), group in groups.items():
+                await self._run_group(op, key, group)
+
+    async def _run_group(self, op: str, key: str, group: list[Any]) -> None:
+        batches = [item[2] for item in group]
+        try:
+            sizes = [_batch_size(b) for b in batches]
+            policy = self.policies[key]
+            fn = getattr(policy, op)
+            merged = _merge(batches)
+            start = time.perf_counter()
+            out = await asyncio.to_thread(fn, merged)
+            ms = 1000 * (time.perf_counter() - start)
+            out = np.asarray(out, dtype=np.float32)
+            if out.shape[0] != sum(sizes):
+                raise ValueError(f"policy returned {out.shape[0]} rows for {sum(sizes)} requests")
+        except Exception as exc:
+            for *_, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.stats["calls"] += 1
+        self.stats["requests"] += len(group)
+        self.stats["max_requests_per_call"] = max(self.stats["max_requests_per_call"], len(group))
+        offsets = np.cumsum([0, *sizes])
+        for (*_, future), lo, hi in zip(group, offsets[:-1], offsets[1:], strict=True):
+            if not future.done():
+                future.set_result((out[lo:hi], ms))
+
+
+class _PolicySession:
+    """One client connection of a policy service."""
+
+    def __init__(self, service: PolicyService) -> None:
+        self.service = service
+        self.key: str | None = None
+
+    async def handle(self, op: str, args: Any) -> tuple[Any, float | None]:
+        if op == "load":
+            loaded = self.key is not None
+            self.key, interface = await asyncio.to_thread(self.service.load, args or {})
+            self.service.sessions += 0 if loaded else 1
+            return interface, None
+        if op == "describe":
+            return await asyncio.to_thread(self.service.describe, args or {}), None
+        if op == "reset":
+            return None, None  # the policy is shared; the runner owns per-episode state
+        if op in ("select_action", "predict_action_chunk"):
+            if self.key is None:
+                raise RuntimeError(f"'{op}' before 'load'")
+            if not isinstance(args, dict):
+                raise ValueError(f"{op} expects a batch map, got {type(args).__name__}")
+            return await self.service.act(op, self.key, args)
+        raise ValueError(f"unknown policy op {op!r}")
+
+    def close(self) -> None:
+        if self.key is not None:
+            self.service.sessions -= 1
+
+
+class _EnvSession:
+    """One client connection of an env service: its own env, stepped in a thread."""
+
+    def __init__(self, spec: api.EnvSpec) -> None:
+        self.host = EnvHost(spec.make, spec)
+
+    async def handle(self, op: str, args: Any) -> tuple[Any, float | None]:
+        return await asyncio.to_thread(self.host.handle, op, args), None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.host.close()
+
+
+class Server:
+    """A WebSocket server for one policy service or one env spec."""
+
+    def __init__(self, target: PolicyService | api.EnvSpec, *, host: str = "127.0.0.1",
+                 port: int = DEFAULT_PORT, token: str | None = None,
+                 allow_remote: bool = False) -> None:
+        check_bind(host, allow_remote, token)
+        self.target = target
+        self.kind = "policy" if isinstance(target, PolicyService) else "env"
+        self.host, self.port, self.token = host, port, token
+        self.clients = 0
+        self.started = time.time()
+        self._server: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ready = threading.Event()
+
+    def _session(self) -> Any:
+        if isinstance(self.target, PolicyService):
+            return _PolicySession(self.target)
+        return _EnvSession(self.target)
+
+    def served(self) -> dict[str, Any]:
+        """What is served: identifies a remote policy in the run's config (and its hash)."""
+        if isinstance(self.target, PolicyService):
+            t = self.target
+            return {"name": t.name, "type": t.type, "checkpoint": t.checkpoint,
+                    "options": plain(t.options)}
+        return {"name": self.target.name}
+
+    def health(self) -> dict[str, Any]:
+        info = {"status": "ok", "kind": self.kind, "protocol": wire.PROTOCOL_VERSION,
+                "clients": self.clients, "uptime_s": round(time.time() - self.started, 3)}
+        if isinstance(self.target, PolicyService):
+            info["name"] = self.target.name
+            info["stats"] = dict(self.target.stats)
+        else:
+            info["name"] = self.target.name
+        return info
+
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        if request.path.split("?")[0] == "/health":
+            return connection.respond(200, json.dumps(self.health()) + "\n")
+        if self.token:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
+                return connection.respond(401, "missing or wrong token\n")
+        return None
+
+    async def _handler(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        session = self._session()
+        self.clients += 1
+        try:
+            async for data in ws:
+                msg_id = None
+                try:
+                    msg = wire.unpack(data)
+                    msg_id = msg.get("id") if isinstance(msg, dict) else None
+                    msg_id, op, args = wire.check_request(msg, f"{self.kind} server")
+                    start = time.perf_counter()
+                    if op == "hello":
+                        result, ms = hello(self.kind) | {"served": self.served()}, None
+                    else:
+                        result, ms = await session.handle(op, args)
+                    if ms is None:
+                        ms = 1000 * (time.perf_counter() - start)
+                    reply = wire.pack(wire.reply(msg_id, result, ms))
+                except Exception as exc:
+                    reply = wire.pack(wire.error_reply(msg_id, exc))
+                await ws.send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients -= 1
+            session.close()
+
+    async def serve_async(self, started: Callable[[Server], None] | None = None) -> None:
+        from websockets.asyncio.server import serve
+
+        self._loop = asyncio.get_running_loop()
+        async with serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=wire.MAX_MESSAGE_BYTES,
+            compression=None,
+        ) as server:
+            self._server = server
+            self.port = server.sockets[0].getsockname()[1]
+            self.ready.set()
+            if started is not None:
+                started(self)
+            await server.serve_forever()
+
+    def serve_forever(self, started: Callable[[Server], None] | None = None) -> None:
+        """Serve until interrupted (blocking)."""
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(self.serve_async(started))
+
+    def start_in_thread(self, timeout: float = 10.0) -> Server:
+        """Serve from a daemon thread (tests, benchmarks); returns once it is listening."""
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        if not self.ready.wait(timeout):
+            raise TimeoutError("server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._server.close)
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
