@@ -1,23 +1,35 @@
-"""Leaderboards from a small real store: aggregation, columns per protocol, exports."""
+"""Leaderboards from a small real store: aggregation, protocols, ranks, filters, exports.
+
+The golden files in ``tests/golden/`` are the exact csv, markdown, LaTeX and json of a fixed
+store (fixed timestamps, hosts and versions). After an intended format change, regenerate
+them with ``VLABENCH_UPDATE_GOLDEN=1 pytest tests/test_report.py`` and review the diff.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from vlabench.api import EpisodeRecord
-from vlabench.report import FORMATS, Board, board_from_store, to_csv, to_json, to_markdown
-from vlabench.store import Store, open_store
+from vlabench.report import FORMATS, Board, board_from_store, separated_ranks
+from vlabench.report.exporters import builtin_exporters, exporters
+from vlabench.report.latex import escape
+from vlabench.store import Run, Store, open_store
 
+GOLDEN = Path(__file__).parent / "golden"
 PUSHT = {"name": "default", "episodes": 10, "max_steps": 300}
 FAST = {"name": "fast", "episodes": 4, "max_steps": 100}
 FULL = {"name": "full", "episodes": 50, "max_steps": 500}
 REFUSED = "action space ee_delta | pixel_xy mismatch"
+FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def add_run(
@@ -30,13 +42,18 @@ def add_run(
     outcomes: str = "",
     status: str = "finished",
     error: str | None = None,
+    checkpoint: str | None = None,
+    checkpoint_hash: str | None = None,
+    video: str | None = None,
 ) -> int:
     """A run whose episodes are given as a string: ``s`` success, ``f`` failure, ``e`` error."""
     run_id, _ = store.get_or_create_run(
-        f"{policy}/{suite}/{task}/{protocol_hash}",
+        f"{policy}/{checkpoint}/{suite}/{task}/{protocol_hash}",
         policy=policy,
         policy_type=policy,
         policy_plugin="scripted",
+        checkpoint=checkpoint,
+        checkpoint_hash=checkpoint_hash,
         env="pusht" if suite == "pusht" else "metaworld",
         env_plugin="builtin",
         suite=suite,
@@ -44,6 +61,10 @@ def add_run(
         protocol=protocol,
         protocol_hash=protocol_hash,
         n_episodes=len(outcomes),
+        host="testhost",
+        git_sha="0123abc",
+        versions={"vlabench": "0.1.0", "python": "3.12.0"},
+        config={"suite": suite, "task": task},
     )
     for i, outcome in enumerate(outcomes):
         store.add_episode(
@@ -51,17 +72,24 @@ def add_run(
             EpisodeRecord(
                 task=task,
                 episode_index=i,
-                seed=i,
-                init_state_id=None,
+                seed=1000 + i,
+                init_state_id=i % 3,
                 success=outcome == "s",
                 steps=10,
                 reward_sum=0.0,
                 wall_time_s=0.1,
                 failure_reason="policy raised" if outcome == "e" else None,
+                video_path=video if i == 0 else None,
             ),
         )
     store.set_run_status(run_id, status, error)
     return run_id
+
+
+def freeze_times(store: Store, when: datetime = FIXED) -> None:
+    """Fixed timestamps, so that exports are byte-for-byte stable."""
+    with store.engine.begin() as conn:
+        conn.execute(update(Run).values(created_at=when, started_at=when, finished_at=when))
 
 
 @pytest.fixture
@@ -75,6 +103,7 @@ def store(tmp_path: Path) -> Store:
         add_run(s, "act", "metaworld", "reach", FULL, "cccccc33", status="running")
         for task in ("t1", "t2"):
             add_run(s, "random", "pusht", task, PUSHT, "aaaaaa11", "", "incompatible", REFUSED)
+        freeze_times(s)
         yield s
 
 
@@ -93,11 +122,16 @@ def test_board_pools_tasks_and_separates_protocols(store: Store) -> None:
     assert cell.rate == pytest.approx(0.6) and cell.status == "ok"
     assert cell.ci_low == pytest.approx(0.3866, abs=1e-4)
     assert cell.ci_high == pytest.approx(0.7812, abs=1e-4)
+    assert [(t.task, t.n, t.successes, t.errors) for t in cell.task_results] == [
+        ("t1", 10, 7, 0),
+        ("t2", 10, 5, 1),
+    ]
 
     fast = board.cell("diffusion", "metaworld [fast]")
     assert fast is not None and (fast.n, fast.successes) == (4, 4)
     assert board.cell("diffusion", "metaworld [full]") is None
     assert board.rows[0].mean_rate == pytest.approx(0.8)
+    assert len(board.runs) == 7 and board.runs[1]["host"] == "testhost"
 
 
 def test_board_marks_incompatible_and_running_cells(store: Store) -> None:
@@ -133,6 +167,23 @@ def test_filters_accept_several_values(store: Store) -> None:
     assert [c.label for c in board.columns] == ["metaworld", "pusht"]
 
 
+def test_protocol_and_date_filters(store: Store) -> None:
+    board = board_from_store(store, protocol="fast")
+    assert [c.label for c in board.columns] == ["metaworld"]
+    assert [r.policy for r in board.rows] == ["diffusion"]
+    assert [c.label for c in board_from_store(store, protocol="cccc").columns] == ["metaworld"]
+    later = add_run(store, "late", "pusht", "t1", PUSHT, "aaaaaa11", "ss")
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(Run).where(Run.id == later).values(created_at=datetime(2026, 3, 1, tzinfo=UTC))
+        )
+    since = board_from_store(store, since=datetime(2026, 2, 1))
+    assert [r.policy for r in since.rows] == ["late"]
+    until = board_from_store(store, until=datetime(2026, 2, 1))
+    assert "late" not in [r.policy for r in until.rows] and len(until.rows) == 3
+    assert since.filters == {"since": "2026-02-01T00:00:00"}
+
+
 def test_unnamed_or_same_named_protocols_use_the_hash(store: Store) -> None:
     add_run(store, "act", "metaworld", "reach", {"name": "fast"}, "dddddd44", "sf")
     labels = [c.label for c in board_from_store(store).columns]
@@ -144,71 +195,106 @@ def test_unnamed_or_same_named_protocols_use_the_hash(store: Store) -> None:
     ]
 
 
-EXPECTED_MD = """\
-| policy | metaworld [fast] | metaworld [full] | pusht |
-| :--- | ---: | ---: | ---: |
-| diffusion | 100.0 [51.0, 100.0] n=4 | — | 60.0 [38.7, 78.1] n=20 |
-| act | — | running | 30.0 [10.8, 60.3] n=10 |
-| random | — | — | incompatible: action space ee_delta \\| pixel_xy mismatch |
-"""
-
-EXPECTED_CSV = """\
-policy,suite,column,protocol,protocol_hash,n,successes,errors,success_rate,ci_low,ci_high,status,reason
-diffusion,metaworld,metaworld [fast],fast,bbbbbb22,4,4,0,1.0,0.510109,1.0,ok,
-diffusion,pusht,pusht,default,aaaaaa11,20,12,1,0.6,0.386582,0.781193,ok,
-act,metaworld,metaworld [full],full,cccccc33,0,0,0,,,,running,
-act,pusht,pusht,default,aaaaaa11,10,3,0,0.3,0.107791,0.603222,ok,
-random,pusht,pusht,default,aaaaaa11,0,0,0,,,,incompatible,action space ee_delta | pixel_xy mismatch
-"""
-
-
-def test_markdown(store: Store) -> None:
-    assert to_markdown(board_from_store(store)) == EXPECTED_MD
-
-
-def test_csv(store: Store) -> None:
-    text = to_csv(board_from_store(store))
-    assert text == EXPECTED_CSV
-    assert len(list(csv.DictReader(io.StringIO(text)))) == 5
-
-
-def test_json(store: Store) -> None:
-    data = json.loads(to_json(board_from_store(store)))
-    assert [c["column"] for c in data["columns"]] == [
-        "metaworld [fast]",
-        "metaworld [full]",
-        "pusht",
+def test_two_checkpoints_under_one_name_are_two_rows(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'ckpt.db'}") as s:
+        for outcomes, ckpt, ckpt_hash in (
+            ("s" * 9 + "f", "ckpt/a", "aaaa1111beef"),
+            ("s" * 2 + "f" * 8, "ckpt/b", "bbbb2222beef"),
+        ):
+            add_run(
+                s, "smolvla", "pusht", "t1", PUSHT, "aaaaaa11", outcomes,
+                checkpoint=ckpt, checkpoint_hash=ckpt_hash,
+            )
+        add_run(s, "noop", "pusht", "t1", PUSHT, "aaaaaa11", "f" * 10)
+        board = board_from_store(s)
+    assert [r.policy for r in board.rows] == ["smolvla@aaaa1111", "smolvla@bbbb2222", "noop"]
+    assert [(r.name, r.checkpoint) for r in board.rows][:2] == [
+        ("smolvla", "ckpt/a"),
+        ("smolvla", "ckpt/b"),
     ]
-    assert data["rows"] == [
-        {"policy": "diffusion", "mean_rate": 0.8},
-        {"policy": "act", "mean_rate": 0.3},
-        {"policy": "random", "mean_rate": None},
+    # 90% [59.6, 98.2] vs 20% [5.7, 51.0] vs 0% [0, 27.8]: the first is separated from both;
+    # the other two overlap, so they tie for second place
+    assert [(r.rank, r.tied) for r in board.rows] == [(1, False), (2, True), (2, True)]
+
+
+
+def test_rank_rule_examples() -> None:
+    ranks = separated_ranks([(0.6, 0.9), (0.5, 0.8), (0.1, 0.4), (0.0, 0.2)])
+    # (0.1, 0.4) lies below the first two -> rank 3; (0.0, 0.2) also lies below only those two
+    # (it overlaps (0.1, 0.4)) -> rank 3 as well: a tie
+    assert ranks == [(1, True), (1, True), (3, True), (3, True)]
+    assert separated_ranks([(0.5, 0.6), (0.1, 0.2), (0.0, 0.05)]) == [
+        (1, False),
+        (2, False),
+        (3, False),
     ]
-    assert data["cells"][1] == {
-        "policy": "diffusion",
-        "suite": "pusht",
-        "column": "pusht",
-        "protocol": "default",
-        "protocol_hash": "aaaaaa11",
-        "n": 20,
-        "successes": 12,
-        "errors": 1,
-        "success_rate": 0.6,
-        "ci_low": 0.386582,
-        "ci_high": 0.781193,
-        "status": "ok",
-        "reason": None,
-    }
-    assert data["cells"][-1]["status"] == "incompatible"
-    assert data["cells"][-1]["reason"] == REFUSED
-    assert len(data["cells"]) == 5
+    assert separated_ranks([]) == []
 
 
-def test_formats_registry_and_empty_board(tmp_path: Path) -> None:
-    assert set(FORMATS) == {"json", "csv", "md"}
+def test_columns_by_task_and_bootstrap_interval(store: Store) -> None:
+    board = board_from_store(store, by="task", suite="pusht")
+    assert [c.label for c in board.columns] == ["pusht/t1", "pusht/t2"]
+    t1 = board.cell("diffusion", "pusht/t1")
+    assert t1 is not None and (t1.n, t1.successes) == (10, 7)
+    # act is only on t1: 3/10 vs 7/10 overlap -> tied; diffusion lacks nothing, act lacks t2
+    assert (t1.rank, t1.tied) == (1, True)
+    boot = board_from_store(store, suite="pusht", interval="bootstrap")
+    cell = boot.cell("diffusion", "pusht")
+    assert cell is not None and cell.rate == pytest.approx(0.6)
+    assert 0.35 < cell.ci_low < 0.6 < cell.ci_high < 0.85
+    assert boot.interval_label == "95% stratified bootstrap interval"
+    with pytest.raises(ValueError):
+        board_from_store(store, by="episode")
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("VLABENCH_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "golden"),
+    [("csv", "board.csv"), ("md", "board.md"), ("latex", "board.tex"), ("json", "board.json")],
+)
+def test_golden_exports(store: Store, fmt: str, golden: str) -> None:
+    text = exporters()[fmt].export(board_from_store(store))
+    assert isinstance(text, str)
+    check_golden(golden, text)
+
+
+def test_csv_and_json_parse(store: Store) -> None:
+    board = board_from_store(store)
+    rows = list(csv.DictReader(io.StringIO(FORMATS["csv"](board))))
+    assert len(rows) == 5 and rows[-1]["reason"] == REFUSED
+    data = json.loads(FORMATS["json"](board))
+    assert [r["policy"] for r in data["rows"]] == ["diffusion", "act", "random"]
+    run = data["runs"][0]
+    assert run["config_hash"] and run["protocol_hash"] == "aaaaaa11"
+    assert run["versions"] == {"vlabench": "0.1.0", "python": "3.12.0"}
+    assert run["protocol"] == PUSHT and run["config"] == {"suite": "pusht", "task": "t1"}
+    assert data["cells"][1]["tasks"][1]["errors"] == 1
+
+
+def test_latex_escapes_user_strings() -> None:
+    assert escape("a_b & 50% {x} #1 $ ~ ^ \\ |") == (
+        r"a\_b \& 50\% \{x\} \#1 \$ \textasciitilde{} \textasciicircum{} \textbackslash{}"
+        r" \textbar{}"
+    )
+
+
+def test_exporters_registry_png_and_empty_board(tmp_path: Path, store: Store) -> None:
+    assert {s.name for s in builtin_exporters()} == {"csv", "json", "md", "latex", "html", "png"}
+    png = exporters()["png"]
+    assert png.binary and png.suffix == ".png"
+    data = png.export(board_from_store(store))
+    assert isinstance(data, bytes) and data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
     with open_store(f"sqlite:///{tmp_path / 'empty.db'}") as s:
         board = board_from_store(s)
     assert board == Board(columns=(), rows=())
-    assert FORMATS["md"](board) == "| policy |\n| :--- |\n"
+    assert FORMATS["md"](board).startswith("| rank | policy |\n| :--- | :--- |\n")
     assert FORMATS["csv"](board).count("\n") == 1
     assert json.loads(FORMATS["json"](board))["cells"] == []
+    assert isinstance(exporters()["png"].export(board), bytes)

@@ -54,6 +54,10 @@ class RolloutSettings:
     n_obs_steps: int = 1
     n_action_steps: int = 1
     batch_size: int = 1
+    record_video: int = 0
+    """Record the episodes with index < this as mp4 (see :mod:`vlabench.video`)."""
+    video_dir: str | None = None
+    video_fps: float = 10.0
 
 
 def episode_specs(
@@ -83,6 +87,8 @@ class _Slot:
     clipped: int = 0
     started: float = 0.0
     infos: list[dict[str, Any]] = field(default_factory=list)
+    video: Any = None
+    """A :class:`vlabench.video.VideoWriter` while the episode is recorded."""
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -139,6 +145,7 @@ class Rollout:
             self._finish(slot, f"env reset raised {type(exc).__name__}: {exc}", broken_env=True)
             return False
         slot.history.extend([obs] * self.settings.n_obs_steps)
+        self._video_start(slot, spec, obs)
         return True
 
     def _finish(self, slot: _Slot, failure: str | None = None, broken_env: bool = False) -> None:
@@ -167,12 +174,48 @@ class Rollout:
             clipped_actions=slot.clipped,
             failure_reason=failure,
             metrics=metrics,
+            video_path=self._video_close(slot),
         )
         slot.spec = None
         if broken_env and slot.env is not None:
             _close_quietly(slot.env)
             slot.env = None
         self.on_episode(record)
+
+    # -- videos ------------------------------------------------------------------------
+    def _video_start(self, slot: _Slot, spec: EpisodeSpec, obs: Observation) -> None:
+        settings = self.settings
+        if not settings.video_dir or spec.episode_index >= settings.record_video:
+            return
+        from pathlib import Path
+
+        from vlabench import video
+
+        path = Path(settings.video_dir) / video.file_name(spec.task, spec.episode_index)
+        slot.video = video.VideoWriter(path, settings.video_fps)
+        self._video_frame(slot, obs)
+
+    def _video_frame(self, slot: _Slot, obs: Observation) -> None:
+        from vlabench import video
+
+        try:
+            frame = video.frame_of(slot.env, obs)
+            if frame is None:
+                raise ValueError("the env neither renders nor observes an image")
+            slot.video.add(frame)
+        except Exception:  # a video must never cost the episode
+            slot.video.discard()
+            slot.video = None
+
+    def _video_close(self, slot: _Slot) -> str | None:
+        writer, slot.video = slot.video, None
+        if writer is None:
+            return None
+        try:
+            return writer.close()
+        except Exception:
+            writer.discard()
+            return None
 
     # -- policy and env steps ----------------------------------------------------------
     def _batch(self, slots: list[_Slot]) -> dict[str, Any]:
@@ -248,6 +291,8 @@ class Rollout:
             self._finish(slot, f"env step raised {type(exc).__name__}: {exc}", broken_env=True)
             return
         slot.env_time_s += time.perf_counter() - start
+        if slot.video is not None:
+            self._video_frame(slot, obs)
         slot.step += 1
         slot.reward_sum += float(reward)
         success = bool(info.get("is_success", False))

@@ -1,6 +1,15 @@
-"""Leaderboards from the store: :func:`board_from_store` and the export ``FORMATS``."""
+"""Leaderboards from the store: :func:`board_from_store`, exports and paired comparisons."""
 
-from vlabench.report.board import Board, Cell, Column, Row, board_from_store, build_board
+from vlabench.report.board import (
+    Board,
+    Cell,
+    Column,
+    Row,
+    TaskResult,
+    board_from_store,
+    build_board,
+    separated_ranks,
+)
 from vlabench.report.formats import FORMATS, cell_text, to_csv, to_json, to_markdown
 
 __all__ = [
@@ -9,9 +18,11 @@ __all__ = [
     "Cell",
     "Column",
     "Row",
+    "TaskResult",
     "board_from_store",
     "build_board",
     "cell_text",
+    "separated_ranks",
     "to_csv",
     "to_json",
     "to_markdown",

@@ -1,34 +1,71 @@
-"""The leaderboard: policies x columns, where a column is one suite under one protocol.
+"""The leaderboard: policies x columns, where a column is one suite (or task) under one protocol.
 
-Runs of different protocols (``protocol_hash``) are never mixed in one column. A cell pools
-the episodes of every run of (policy, suite, protocol) across tasks; errored episodes count
-as failures and are also reported as ``errors``. Rows are sorted by the mean success rate of
-their cells that have episodes.
+Rules (the README repeats them):
+
+* **rows** are policies as they were run: preset name + policy type + checkpoint (and its
+  hash) + options. Two checkpoints under one preset name are two rows, labelled
+  ``name@<checkpoint hash>`` (or ``name@<config hash>`` when there is no checkpoint hash).
+* **columns** are suites (``by="suite"``) or tasks (``by="task"``), one per protocol:
+  runs of different protocols (``protocol_hash``) are never pooled into one column; a
+  suite run under two protocols gives two columns labelled ``suite [protocol name]``.
+* **cells** pool the episodes of every run of (policy, column) across tasks; errored
+  episodes count as failures and are also reported as ``errors``. The rate is the pooled
+  success rate with a 95% Wilson interval (``interval="clopper-pearson"`` for the exact
+  one; ``interval="bootstrap"`` makes the rate the mean of per-task rates with a
+  stratified bootstrap interval, strata = tasks, for multi-task cells).
+* **ranks** are given only where intervals separate: in each column a cell's rank is
+  1 + the number of cells whose interval lies entirely above its own. Cells whose
+  intervals overlap share a rank (a tie, shown ``=2``). The overall rank of a row uses the
+  same rule on the row mean (mean of its column rates, with a MOVER interval built from
+  the cells' intervals, see :func:`vlabench.stats.mover_mean_interval`); only rows with
+  results in every column are ranked overall.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from vlabench.stats import wilson_interval
+from vlabench import stats
 
 if TYPE_CHECKING:
     from vlabench.store import Store
 
 ACTIVE_STATUSES = frozenset({"pending", "running"})
+INTERVALS = ("wilson", "clopper-pearson", "bootstrap")
+GROUPINGS = ("suite", "task")
 
 
 @dataclass(frozen=True)
 class Column:
-    """One suite under one protocol; ``label`` is what tables show."""
+    """One suite (or one task of a suite) under one protocol; ``label`` is what tables show."""
 
     suite: str
     protocol_hash: str
     protocol: str
     label: str
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of a cell (pooled over its runs): the drill-down level above episodes."""
+
+    task: str
+    n: int
+    successes: int
+    errors: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: str
+    reason: str | None
+    run_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -36,8 +73,10 @@ class Cell:
     """The pooled result of one policy in one column.
 
     ``status``: ``ok`` (has episodes), ``incompatible`` (every run was refused; ``reason``
-    says why), ``running`` (no episodes yet, a run pending or running) or ``empty``.
-    ``rate``/``ci_low``/``ci_high`` (Wilson 95%) are None when ``n`` is 0.
+    says why), ``failed`` (every run failed before an episode), ``running`` (no episodes
+    yet, a run pending or running) or ``empty``. ``rate``/``ci_low``/``ci_high`` are None
+    when ``n`` is 0. ``rank`` is set for ``ok`` cells; ``tied`` when another cell of the
+    column has the same rank.
     """
 
     policy: str
@@ -52,6 +91,10 @@ class Cell:
     reason: str | None = None
     tasks: int = 0
     runs: int = 0
+    rank: int | None = None
+    tied: bool = False
+    task_results: tuple[TaskResult, ...] = ()
+    run_ids: tuple[int, ...] = ()
 
     @property
     def suite(self) -> str:
@@ -65,6 +108,16 @@ class Row:
     policy: str
     mean_rate: float | None
     cells: tuple[Cell | None, ...]
+    name: str = ""
+    """The preset (or type) name it was run under; ``policy`` is the unique row label."""
+    policy_type: str = ""
+    checkpoint: str | None = None
+    checkpoint_hash: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    mean_low: float | None = None
+    mean_high: float | None = None
+    rank: int | None = None
+    tied: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +128,13 @@ class Board:
     rows: tuple[Row, ...]
     filters: dict[str, str] = field(default_factory=dict)
     """The filters it was built with (several values comma-joined), for titles."""
+    by: str = "suite"
+    interval: str = "wilson"
+    confidence: float = 0.95
+    runs: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    """Every run behind the board by id: full metadata (config, protocol, versions...)."""
+    episodes: Mapping[int, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    """Episodes by run id; filled only when asked for (HTML drill-down, videos)."""
 
     @property
     def cells(self) -> list[Cell]:
@@ -91,84 +151,277 @@ class Board:
                         return cell
         return None
 
+    def row(self, policy: str) -> Row | None:
+        return next((r for r in self.rows if r.policy == policy), None)
 
-def _label_columns(names: Mapping[tuple[str, str], str]) -> list[Column]:
-    """Columns for (suite, protocol_hash) keys; ``names`` maps each key to its protocol name."""
-    by_suite: dict[str, list[str]] = defaultdict(list)
-    for suite, protocol_hash in sorted(names):
-        by_suite[suite].append(protocol_hash)
-    columns: dict[tuple[str, str], Column] = {}
-    for suite, hashes in by_suite.items():
-        suite_names = [names[(suite, h)] for h in hashes]
-        for protocol_hash, name in zip(hashes, suite_names, strict=True):
+    @property
+    def interval_label(self) -> str:
+        """``95% Wilson interval`` and the like, for captions."""
+        names = {
+            "wilson": "Wilson",
+            "clopper-pearson": "Clopper-Pearson",
+            "bootstrap": "stratified bootstrap",
+        }
+        return f"{round(100 * self.confidence)}% {names.get(self.interval, self.interval)} interval"
+
+
+# -- policy identity ----------------------------------------------------------------------
+def policy_identity(run: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    """What makes a row: (name, type, checkpoint, checkpoint hash, options as JSON)."""
+    options = json.dumps(run.get("policy_options") or {}, sort_keys=True, default=str)
+    return (
+        str(run["policy"]),
+        str(run.get("policy_type") or ""),
+        str(run.get("checkpoint") or ""),
+        str(run.get("checkpoint_hash") or ""),
+        options,
+    )
+
+
+def _short_hash(identity: tuple[str, ...]) -> str:
+    return hashlib.sha256("\x1f".join(identity).encode()).hexdigest()[:8]
+
+
+def policy_labels(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], str]:
+    """A unique row label per policy identity: the name, or ``name@hash`` when ambiguous."""
+    by_name: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for run in runs:
+        identity = policy_identity(run)
+        by_name[identity[0]].add(identity)
+    labels = {}
+    for name, identities in by_name.items():
+        if len(identities) == 1:
+            labels[next(iter(identities))] = name
+            continue
+        for identity in identities:
+            ckpt_hash = identity[3]
+            same_hash = sum(1 for i in identities if i[3] == ckpt_hash)
+            suffix = ckpt_hash[:8] if ckpt_hash and same_hash == 1 else _short_hash(identity)
+            labels[identity] = f"{name}@{suffix}"
+    return labels
+
+
+# -- columns --------------------------------------------------------------------------------
+def _label_columns(names: Mapping[tuple[str, str, str], str]) -> list[Column]:
+    """Columns for (suite, task, protocol_hash) keys (task "" when by suite)."""
+    by_place: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for suite, task, protocol_hash in sorted(names):
+        by_place[(suite, task)].append(protocol_hash)
+    columns = []
+    for (suite, task), hashes in by_place.items():
+        base = f"{suite}/{task}" if task else suite
+        place_names = [names[(suite, task, h)] for h in hashes]
+        for protocol_hash, name in zip(hashes, place_names, strict=True):
             if len(hashes) == 1:
-                label = suite
-            elif name and suite_names.count(name) == 1:
-                label = f"{suite} [{name}]"
+                label = base
+            elif name and place_names.count(name) == 1:
+                label = f"{base} [{name}]"
             else:
-                label = f"{suite} [{protocol_hash[:6]}]"
-            columns[(suite, protocol_hash)] = Column(suite, protocol_hash, name, label)
-    return sorted(columns.values(), key=lambda c: (c.suite, c.label))
+                label = f"{base} [{protocol_hash[:6]}]"
+            columns.append(Column(suite, protocol_hash, name, label, task or None))
+    return sorted(columns, key=lambda c: (c.suite, c.task or "", c.label))
 
 
-def _cell(policy: str, column: Column, runs: list[Mapping[str, Any]]) -> Cell:
+# -- cells ----------------------------------------------------------------------------------
+def _interval(successes: int, n: int, method: str, confidence: float) -> tuple[float, float]:
+    if method == "clopper-pearson":
+        return stats.clopper_pearson_interval(successes, n, confidence)
+    return stats.wilson_interval(successes, n, confidence)
+
+
+def _empty_status(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    statuses = {r["status"] for r in runs}
+    if statuses == {"incompatible"}:
+        status = "incompatible"
+    elif statuses & ACTIVE_STATUSES:
+        status = "running"
+    elif statuses == {"failed"}:
+        status = "failed"
+    else:
+        status = "empty"
+    errors_seen = [str(r["error"]) for r in runs if r.get("error")]
+    return status, "; ".join(dict.fromkeys(errors_seen)) or None
+
+
+def _task_result(task: str, runs: list[Mapping[str, Any]], method: str, conf: float) -> TaskResult:
     n = sum(r["n"] for r in runs)
     successes = sum(r["successes"] for r in runs)
     errors = sum(r["errors"] for r in runs)
-    reason = None
-    rate: float | None = None
-    low: float | None = None
-    high: float | None = None
+    ids = tuple(sorted(int(r["id"]) for r in runs if "id" in r))
     if n:
-        status = "ok"
-        rate = successes / n
-        low, high = wilson_interval(successes, n)
-    else:
-        statuses = {r["status"] for r in runs}
-        if statuses == {"incompatible"}:
-            status = "incompatible"
-        elif statuses & ACTIVE_STATUSES:
-            status = "running"
-        else:
-            status = "empty"
-        errors_seen = [r["error"] for r in runs if r.get("error")]
-        reason = "; ".join(dict.fromkeys(errors_seen)) or None
-    return Cell(
+        low, high = _interval(successes, n, method, conf)
+        return TaskResult(task, n, successes, errors, successes / n, low, high, "ok", None, ids)
+    status, reason = _empty_status(runs)
+    return TaskResult(task, 0, 0, errors, None, None, None, status, reason, ids)
+
+
+def _cell(
+    policy: str, column: Column, runs: list[Mapping[str, Any]], method: str, conf: float
+) -> Cell:
+    by_task: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for run in runs:
+        by_task[str(run["task"])].append(run)
+    tasks = tuple(_task_result(t, rs, method, conf) for t, rs in sorted(by_task.items()))
+    n = sum(t.n for t in tasks)
+    successes = sum(t.successes for t in tasks)
+    errors = sum(t.errors for t in tasks)
+    common = dict(
         policy=policy,
         column=column,
         n=n,
         successes=successes,
         errors=errors,
-        rate=rate,
-        ci_low=low,
-        ci_high=high,
-        status=status,
-        reason=reason,
-        tasks=len({r["task"] for r in runs}),
+        tasks=len(tasks),
         runs=len(runs),
+        task_results=tasks,
+        run_ids=tuple(sorted(int(r["id"]) for r in runs if "id" in r)),
+    )
+    if not n:
+        status, reason = _empty_status(runs)
+        return Cell(rate=None, ci_low=None, ci_high=None, status=status, reason=reason, **common)
+    strata = [(t.successes, t.n) for t in tasks if t.n]
+    if method == "bootstrap" and len(strata) > 1:
+        rate = stats.suite_mean(strata)
+        low, high = stats.suite_mean_interval(strata, conf)
+    else:
+        rate = successes / n
+        low, high = _interval(successes, n, method, conf)
+    return Cell(rate=rate, ci_low=low, ci_high=high, status="ok", **common)
+
+
+# -- ranks ----------------------------------------------------------------------------------
+def separated_ranks(intervals: Sequence[tuple[float, float]]) -> list[tuple[int, bool]]:
+    """``(rank, tied)`` for each interval: rank = 1 + how many intervals lie entirely above.
+
+    Overlapping intervals can share a rank; ``tied`` says that another one has the same.
+    """
+    ranks = [1 + sum(1 for lo, _ in intervals if lo > high) for _, high in intervals]
+    return [(r, ranks.count(r) > 1) for r in ranks]
+
+
+def _rank_cells(slots: dict[str, list[Cell | None]], n_columns: int) -> None:
+    for i in range(n_columns):
+        ok = [
+            (policy, cells[i])
+            for policy, cells in slots.items()
+            if cells[i] is not None and cells[i].status == "ok"
+        ]
+        ranks = separated_ranks([(c.ci_low, c.ci_high) for _, c in ok])  # type: ignore[misc]
+        for (policy, cell), (rank, tied) in zip(ok, ranks, strict=True):
+            slots[policy][i] = replace(cell, rank=rank, tied=tied)  # type: ignore[arg-type]
+
+
+def _row_mean_interval(cells: Sequence[Cell]) -> tuple[float, float]:
+    """Interval of the mean of column rates from the cells' own intervals (MOVER)."""
+    return stats.mover_mean_interval([(c.rate, c.ci_low, c.ci_high) for c in cells])  # type: ignore[misc]
+
+
+# -- building -------------------------------------------------------------------------------
+def build_board(
+    runs: Iterable[Mapping[str, Any]],
+    *,
+    by: str = "suite",
+    interval: str = "wilson",
+    confidence: float = 0.95,
+    episodes: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
+    **filters: str,
+) -> Board:
+    """A board from run dicts with episode counts (``reads.run_counts`` rows)."""
+    if by not in GROUPINGS:
+        raise ValueError(f"board columns must be one of {GROUPINGS}, got by={by!r}")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
+    runs = list(runs)
+    labels = policy_labels(runs)
+    identities: dict[str, tuple[str, ...]] = {}
+    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    names: dict[tuple[str, str, str], str] = {}
+    for run in runs:
+        identity = policy_identity(run)
+        policy = labels[identity]
+        identities[policy] = identity
+        key = (str(run["suite"]), str(run["task"]) if by == "task" else "", run["protocol_hash"])
+        groups[(policy, *key)].append(run)
+        names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
+    columns = _label_columns(names)
+    index = {(c.suite, c.task or "", c.protocol_hash): i for i, c in enumerate(columns)}
+    slots: dict[str, list[Cell | None]] = {}
+    for (policy, suite, task, protocol_hash), group in groups.items():
+        i = index[(suite, task, protocol_hash)]
+        cell = _cell(policy, columns[i], group, interval, confidence)
+        slots.setdefault(policy, [None] * len(columns))[i] = cell
+    _rank_cells(slots, len(columns))
+    ranked_columns = {
+        i for i in range(len(columns)) for cells in slots.values()
+        if cells[i] is not None and cells[i].status == "ok"  # type: ignore[union-attr]
+    }
+    rows = []
+    for policy, cells in slots.items():
+        ok = [c for c in cells if c is not None and c.status == "ok"]
+        mean = sum(c.rate for c in ok) / len(ok) if ok else None  # type: ignore[misc]
+        low = high = None
+        if ok and {columns.index(c.column) for c in ok} == ranked_columns:
+            low, high = _row_mean_interval(ok)
+        name, policy_type, checkpoint, checkpoint_hash, options = identities[policy]
+        rows.append(
+            Row(
+                policy,
+                mean,
+                tuple(cells),
+                name=name,
+                policy_type=policy_type,
+                checkpoint=checkpoint or None,
+                checkpoint_hash=checkpoint_hash or None,
+                options=json.loads(options),
+                mean_low=low,
+                mean_high=high,
+            )
+        )
+    ranked = [i for i, r in enumerate(rows) if r.mean_low is not None]
+    if len(columns) == 1:
+        for i in ranked:
+            cell = rows[i].cells[0]
+            assert cell is not None
+            rows[i] = replace(rows[i], rank=cell.rank, tied=cell.tied)
+    else:
+        pairs = separated_ranks([(rows[i].mean_low, rows[i].mean_high) for i in ranked])  # type: ignore[misc]
+        for i, (rank, tied) in zip(ranked, pairs, strict=True):
+            rows[i] = replace(rows[i], rank=rank, tied=tied)
+    rows.sort(
+        key=lambda r: (
+            r.rank is None,
+            r.rank or 0,
+            r.mean_rate is None,
+            -(r.mean_rate or 0.0),
+            r.policy,
+        )
+    )
+    run_meta = {int(r["id"]): _run_meta(r) for r in runs if "id" in r}
+    return Board(
+        tuple(columns),
+        tuple(rows),
+        {k: v for k, v in filters.items() if v},
+        by=by,
+        interval=interval,
+        confidence=confidence,
+        runs=run_meta,
+        episodes=dict(episodes or {}),
     )
 
 
-def build_board(runs: Iterable[Mapping[str, Any]], **filters: str) -> Board:
-    """A board from run dicts with episode counts (``Store.run_counts()`` rows)."""
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    names: dict[tuple[str, str], str] = {}
-    for run in runs:
-        key = (run["suite"], run["protocol_hash"])
-        groups[(run["policy"], *key)].append(run)
-        names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
-    columns = _label_columns(names)
-    index = {(c.suite, c.protocol_hash): i for i, c in enumerate(columns)}
-    slots: dict[str, list[Cell | None]] = {}
-    for (policy, suite, protocol_hash), group in groups.items():
-        i = index[(suite, protocol_hash)]
-        slots.setdefault(policy, [None] * len(columns))[i] = _cell(policy, columns[i], group)
-    rows = []
-    for policy, cells in slots.items():
-        rates = [c.rate for c in cells if c is not None and c.rate is not None]
-        rows.append(Row(policy, sum(rates) / len(rates) if rates else None, tuple(cells)))
-    rows.sort(key=lambda r: (r.mean_rate is None, -(r.mean_rate or 0.0), r.policy))
-    return Board(tuple(columns), tuple(rows), {k: v for k, v in filters.items() if v})
+_COUNT_KEYS = ("n", "successes", "errors")
+
+
+def _run_meta(run: Mapping[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in run.items() if k not in _COUNT_KEYS}
+    meta.update({k: run[k] for k in _COUNT_KEYS if k in run})
+    return meta
+
+
+def _joined(value: str | Sequence[str] | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else ",".join(value)
 
 
 def board_from_store(
@@ -177,14 +430,34 @@ def board_from_store(
     suite: str | Sequence[str] | None = None,
     env: str | Sequence[str] | None = None,
     policy: str | Sequence[str] | None = None,
+    protocol: str | Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: str = "suite",
+    interval: str = "wilson",
+    confidence: float = 0.95,
+    episodes: bool = False,
 ) -> Board:
     """The leaderboard of everything in ``store`` matching the filters.
 
-    Each filter is one name or several (any of them); None or empty means all.
+    Each filter is one name or several (any of them); None or empty means all. ``protocol``
+    matches a protocol name or hash prefix; ``since``/``until`` bound the runs' creation
+    time. ``episodes=True`` also loads every episode (for drill-downs and video links).
     """
-    runs = store.run_counts(policy=policy, suite=suite, env=env)
+    from vlabench.store import reads
+
+    runs = reads.run_counts(
+        store, policy=policy, suite=suite, env=env, protocol=protocol, since=since, until=until
+    )
+    loaded = reads.episodes_by_run(store, [r["id"] for r in runs]) if episodes else {}
     filters = {
-        key: value if isinstance(value, str) else ",".join(value or ())
-        for key, value in (("suite", suite), ("env", env), ("policy", policy))
+        "suite": _joined(suite),
+        "env": _joined(env),
+        "policy": _joined(policy),
+        "protocol": _joined(protocol),
+        "since": since.isoformat() if since else "",
+        "until": until.isoformat() if until else "",
     }
-    return build_board(runs, **filters)
+    return build_board(
+        runs, by=by, interval=interval, confidence=confidence, episodes=loaded, **filters
+    )

@@ -1,6 +1,9 @@
-"""Leaderboard exports: ``FORMATS[name](board) -> str`` for json, csv and md.
+"""Text exports of a board: csv (one line per cell), json (everything), markdown.
 
-Rates and interval bounds are fractions (0..1) in json and csv, percentages in markdown.
+Rates and interval bounds are fractions (0..1) in json and csv, percentages elsewhere.
+The json carries the full metadata of every run behind the board (config and its hash,
+protocol and its hash, versions, host, git sha, timestamps), so a published number can be
+traced to what produced it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from vlabench.report.board import Board, Cell
+from vlabench.report.board import Board, Cell, Row, TaskResult
 
 FIELDS = (
     "policy",
     "suite",
+    "task",
     "column",
     "protocol",
     "protocol_hash",
@@ -25,6 +29,8 @@ FIELDS = (
     "success_rate",
     "ci_low",
     "ci_high",
+    "rank",
+    "tied",
     "status",
     "reason",
 )
@@ -35,11 +41,27 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
+def rank_text(rank: int | None, tied: bool) -> str:
+    """``1``, ``=2`` (tied: intervals overlap) or ``—`` (not ranked)."""
+    if rank is None:
+        return MISSING
+    return f"={rank}" if tied else str(rank)
+
+
+def caption(board: Board) -> str:
+    """What the numbers mean, for every human-readable format."""
+    return (
+        f"success % [{board.interval_label}] n=episodes; rank only where intervals "
+        "separate (=k: tied); a column is one protocol"
+    )
+
+
 def cell_record(cell: Cell) -> dict[str, Any]:
     """One cell as a flat dict with the keys of :data:`FIELDS`."""
     return {
         "policy": cell.policy,
         "suite": cell.column.suite,
+        "task": cell.column.task,
         "column": cell.column.label,
         "protocol": cell.column.protocol,
         "protocol_hash": cell.column.protocol_hash,
@@ -49,28 +71,71 @@ def cell_record(cell: Cell) -> dict[str, Any]:
         "success_rate": _round(cell.rate),
         "ci_low": _round(cell.ci_low),
         "ci_high": _round(cell.ci_high),
+        "rank": cell.rank,
+        "tied": cell.tied,
         "status": cell.status,
         "reason": cell.reason,
     }
 
 
+def task_record(task: TaskResult) -> dict[str, Any]:
+    return {
+        "task": task.task,
+        "n": task.n,
+        "successes": task.successes,
+        "errors": task.errors,
+        "success_rate": _round(task.rate),
+        "ci_low": _round(task.ci_low),
+        "ci_high": _round(task.ci_high),
+        "status": task.status,
+        "reason": task.reason,
+        "run_ids": list(task.run_ids),
+    }
+
+
+def row_record(row: Row) -> dict[str, Any]:
+    return {
+        "policy": row.policy,
+        "name": row.name,
+        "policy_type": row.policy_type,
+        "checkpoint": row.checkpoint,
+        "checkpoint_hash": row.checkpoint_hash,
+        "options": dict(row.options),
+        "mean_rate": _round(row.mean_rate),
+        "mean_ci_low": _round(row.mean_low),
+        "mean_ci_high": _round(row.mean_high),
+        "rank": row.rank,
+        "tied": row.tied,
+    }
+
+
 def to_json(board: Board) -> str:
-    """Columns, rows (policy and mean rate, best first) and every cell."""
+    """Columns, rows (best first), cells with their tasks, and every run's full metadata."""
     data = {
         "filters": board.filters,
+        "by": board.by,
+        "interval": board.interval,
+        "confidence": board.confidence,
+        "caption": caption(board),
         "columns": [
             {
                 "column": c.label,
                 "suite": c.suite,
+                "task": c.task,
                 "protocol": c.protocol,
                 "protocol_hash": c.protocol_hash,
             }
             for c in board.columns
         ],
-        "rows": [{"policy": r.policy, "mean_rate": _round(r.mean_rate)} for r in board.rows],
-        "cells": [cell_record(c) for c in board.cells],
+        "rows": [row_record(r) for r in board.rows],
+        "cells": [
+            {**cell_record(c), "run_ids": list(c.run_ids),
+             "tasks": [task_record(t) for t in c.task_results]}
+            for c in board.cells
+        ],
+        "runs": [dict(board.runs[k]) for k in sorted(board.runs)],
     }
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
 def to_csv(board: Board) -> str:
@@ -98,16 +163,21 @@ def cell_text(cell: Cell | None) -> str:
 
 
 def to_markdown(board: Board) -> str:
-    """A pipe table: one row per policy, one column per suite/protocol."""
-    header = ["policy", *(c.label for c in board.columns)]
+    """A pipe table: rank, policy, one column per suite (or task) and protocol; a caption."""
+    header = ["rank", "policy", *(c.label for c in board.columns)]
     lines = [
         "| " + " | ".join(_md(h) for h in header) + " |",
-        "| " + " | ".join([":---", *("---:" for _ in board.columns)]) + " |",
+        "| " + " | ".join([":---", ":---", *("---:" for _ in board.columns)]) + " |",
     ]
     for row in board.rows:
-        cells = [_md(row.policy), *(_md(cell_text(c)) for c in row.cells)]
+        cells = [
+            rank_text(row.rank, row.tied),
+            _md(row.policy),
+            *(_md(cell_text(c)) for c in row.cells),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + caption(board) + "\n"
 
 
 FORMATS: dict[str, Callable[[Board], str]] = {"json": to_json, "csv": to_csv, "md": to_markdown}
+"""The plain-text formats (the full set, with latex, html and png, is in ``exporters``)."""

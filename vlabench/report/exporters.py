@@ -1,0 +1,71 @@
+"""The built-in export formats, offered through the ``vlabench_exporters`` hook.
+
+This module is a plugin like any third-party one (it implements the hook with
+``@hookimpl``); :func:`exporters` merges its formats with those of the loaded plugins, so
+the built-ins are there even when the module is not registered as an entry point.
+A plugin format with the name of a built-in one is ignored (the built-in wins).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vlabench import api, hookimpl
+
+if TYPE_CHECKING:
+    from vlabench.plugins import Catalog
+
+
+def _latex(board: object) -> str:
+    from vlabench.report.latex import to_latex
+
+    return to_latex(board)  # type: ignore[arg-type]
+
+
+def _html(board: object) -> str:
+    from vlabench.report.html import to_html
+
+    return to_html(board)  # type: ignore[arg-type]
+
+
+def _png(board: object) -> bytes:
+    from vlabench.report.heatmap import to_png
+
+    return to_png(board)  # type: ignore[arg-type]
+
+
+def builtin_exporters() -> list[api.ExporterSpec]:
+    """csv, json, md, latex, html and png."""
+    from vlabench.report.formats import to_csv, to_json, to_markdown
+
+    return [
+        api.ExporterSpec("csv", "one line per cell (long format)", ".csv", to_csv),
+        api.ExporterSpec(
+            "json", "cells, tasks and full run metadata (versions, hashes)", ".json", to_json
+        ),
+        api.ExporterSpec("md", "markdown pipe table with caption", ".md", to_markdown),
+        api.ExporterSpec("latex", "booktabs table for papers", ".tex", _latex),
+        api.ExporterSpec(
+            "html",
+            "self-contained page: sortable table, heatmap, drill-down, video links",
+            ".html",
+            _html,
+            episodes=True,
+        ),
+        api.ExporterSpec("png", "heatmap of the matrix (matplotlib)", ".png", _png, binary=True),
+    ]
+
+
+@hookimpl
+def vlabench_exporters() -> list[api.ExporterSpec]:
+    """The built-in leaderboard formats."""
+    return builtin_exporters()
+
+
+def exporters(catalog: Catalog | None = None) -> dict[str, api.ExporterSpec]:
+    """Every available format by name: the built-ins, then those of loaded plugins."""
+    found = {spec.name: spec for spec in builtin_exporters()}
+    if catalog is not None:
+        for name, spec in catalog.exporters.items():
+            found.setdefault(name, spec)
+    return found

@@ -1,0 +1,127 @@
+"""Read-only queries for reports: runs with episode counts under filters, episodes in bulk.
+
+Kept apart from :mod:`vlabench.store.queries` (which owns every write) so that reports
+never take a write lock. Each function opens one read transaction on ``store.engine``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, func, inspect, select
+from sqlalchemy.orm import Session
+
+from vlabench.store.models import Episode, Run
+
+if TYPE_CHECKING:
+    from vlabench.store.queries import Store
+
+Filter = str | Sequence[str] | None
+
+_RUN_COLUMNS = tuple(c.key for c in inspect(Run).column_attrs)
+EPISODE_FIELDS = (
+    "run_id",
+    "episode_index",
+    "task",
+    "seed",
+    "init_state_id",
+    "success",
+    "steps",
+    "reward_sum",
+    "wall_time_s",
+    "latency_p50_ms",
+    "failure_reason",
+    "video_path",
+)
+
+
+def _values(value: Filter) -> list[str]:
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else [v for v in value if v]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def protocol_matches(run: dict[str, Any], wanted: Iterable[str]) -> bool:
+    """True when the run's protocol name equals, or its protocol hash starts with, a value."""
+    name = str((run.get("protocol") or {}).get("name") or "")
+    return any(w == name or run["protocol_hash"].startswith(w) for w in wanted)
+
+
+def run_counts(
+    store: Store,
+    *,
+    policy: Filter = None,
+    suite: Filter = None,
+    env: Filter = None,
+    protocol: Filter = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Runs (all columns, datetimes as ISO strings) with ``n``, ``successes`` and ``errors``.
+
+    ``protocol`` matches a protocol name or a protocol-hash prefix; ``since``/``until``
+    bound the run's creation time (naive datetimes are UTC; ``until`` is exclusive).
+    """
+    counts = (
+        select(
+            Episode.run_id,
+            func.count(Episode.id).label("n"),
+            func.sum(case((Episode.success, 1), else_=0)).label("successes"),
+            func.sum(case((Episode.failure_reason.is_not(None), 1), else_=0)).label("errors"),
+        )
+        .group_by(Episode.run_id)
+        .subquery()
+    )
+    query = (
+        select(Run, counts.c.n, counts.c.successes, counts.c.errors)
+        .outerjoin(counts, counts.c.run_id == Run.id)
+        .order_by(Run.id)
+    )
+    for column, value in ((Run.policy, policy), (Run.suite, suite), (Run.env, env)):
+        values = _values(value)
+        if values:
+            query = query.where(column.in_(values))
+    if since is not None:
+        query = query.where(Run.created_at >= _utc(since))
+    if until is not None:
+        query = query.where(Run.created_at < _utc(until))
+    out = []
+    with Session(store.engine) as session:
+        for run, n, successes, errors in session.execute(query):
+            row = {key: _iso(getattr(run, key)) for key in _RUN_COLUMNS}
+            row.update(n=int(n or 0), successes=int(successes or 0), errors=int(errors or 0))
+            out.append(row)
+    wanted = _values(protocol)
+    return [r for r in out if protocol_matches(r, wanted)] if wanted else out
+
+
+def episodes_by_run(store: Store, run_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """The episodes of the given runs (fields :data:`EPISODE_FIELDS`), by index."""
+    ids = sorted(set(run_ids))
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    columns = [getattr(Episode, f) for f in EPISODE_FIELDS]
+    with Session(store.engine) as session:
+        for start in range(0, len(ids), 500):  # stay below SQLite's bound-parameter limit
+            query = (
+                select(*columns)
+                .where(Episode.run_id.in_(ids[start : start + 500]))
+                .order_by(Episode.run_id, Episode.episode_index)
+            )
+            for row in session.execute(query):
+                record = dict(zip(EPISODE_FIELDS, row, strict=True))
+                record["success"] = bool(record["success"])
+                out[record["run_id"]].append(record)
+    return dict(out)
