@@ -1,1 +1,126 @@
-"""parol6 plugin for vlabench (work in progress; registers nothing yet)."""
+"""PAROL6 (Source Robotics, 6 axes) with an Intel RealSense D405, as the vlabench env ``parol6``.
+
+Actions and ``observation.state`` are the 6 joint angles in degrees (absolute targets, space
+``parol6_joint_pos_deg``); the camera is ``observation.images.<camera_name>`` (default
+``wrist``), plus ``..._depth`` (uint16, raw z16) with ``depth: true``. Success is judged by the
+operator (semantics ``human``). Options: :mod:`.options`. By default the env is a dry run
+against the built-in fake arm and camera; the real arm needs ``fake: false`` and ``--armed``.
+
+Modules: ``protocol`` (wire format), ``driver`` (UDP client), ``safety`` (gate, arming, e-stop
+latch, watchdog), ``camera`` (D405), ``fake`` (fake server and camera), ``operator`` (prompts),
+``options``, ``env``. Nothing heavy is imported until ``make``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vlabench import api, hookimpl
+
+ENV_NAME = "parol6"
+SPACE = "parol6_joint_pos_deg"
+MAX_EPISODE_STEPS = 300
+
+
+def interface(options: Mapping[str, Any]) -> api.EnvInterface:
+    """Features of the env built with ``options`` (nothing is connected).
+
+    For the real arm this is also where an unarmed run stops: before a run is created, so
+    that no failed episodes are stored for a run that was never allowed to move.
+    """
+    from .options import parse_options
+    from .safety import NotArmedError, SafetyGate
+
+    o = parse_options(options)
+    if not o.fake and not o.arming_requested:
+        raise NotArmedError(
+            "the real PAROL6 moves only in an armed run: add --armed (you will be asked to "
+            "confirm at the terminal), or --fake for a dry run"
+        )
+    if not o.fake and o.operator_kind == "console":  # ask now, before the run starts
+        from .env import make_operator
+        from .safety import confirm_once
+
+        if not confirm_once(f"{o.host}:{o.port}", make_operator(o).confirm_arming):
+            raise NotArmedError("arming was not confirmed at the terminal (type ARM)")
+    gate = SafetyGate(o.safety)
+    low, high = tuple(float(v) for v in gate.low), tuple(float(v) for v in gate.high)
+    state = api.Feature(
+        api.STATE_KEY, "state", (6,), "float32", SPACE, low, high, "joint angles J1..J6 (deg)"
+    )
+    task = api.Feature(api.TASK_KEY, "language", None, "str", description="instruction")
+    observation: list[api.Feature] = [state]
+    if o.camera_kind != "none":
+        h, w = o.image_shape
+        key = api.IMAGE_PREFIX + o.camera_name
+        observation.append(
+            api.Feature(key, "image", (h, w, 3), "uint8", "rgb", description="D405 colour")
+        )
+        if o.depth:
+            observation.append(
+                api.Feature(
+                    key + "_depth", "image", (h, w, 1), "uint16", "depth_z16",
+                    description="D405 depth (raw z16 units)",
+                )
+            )
+    observation.append(task)
+    action = api.Feature(
+        api.ACTION_KEY, "action", (6,), "float32", SPACE, low, high,
+        "joint targets J1..J6 (deg), clamped by the env's safety gate",
+    )
+    return api.EnvInterface(tuple(observation), action, fps=o.control_hz, noop_action=None)
+
+
+def tasks(options: Mapping[str, Any]) -> Sequence[api.TaskInfo]:
+    """The suite's tasks (option ``tasks: {name: instruction}``)."""
+    from .options import parse_options
+
+    return [api.TaskInfo(name, text) for name, text in parse_options(options).tasks.items()]
+
+
+def make(task: str, options: Mapping[str, Any]) -> Any:
+    """Connect to the arm (or start the fake) and the camera."""
+    from .env import Parol6Env
+    from .options import parse_options
+
+    requested = options.get(api.REQUESTED_FEATURES_OPTION)
+    return Parol6Env(
+        task, parse_options(options), requested=None if requested is None else list(requested)
+    )
+
+
+def episode_metrics(infos: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The operator's labels and session numbers of a PAROL6 episode (``{}`` for other envs)."""
+    from .env import METRICS_KEY
+
+    for info in reversed(infos):
+        if isinstance(info, Mapping) and METRICS_KEY in info:
+            return {k: float(v) for k, v in info[METRICS_KEY].items()}
+    return {}
+
+
+SPEC = api.EnvSpec(
+    name=ENV_NAME,
+    description="PAROL6 arm + D405 (real, or the built-in fake); joint targets in degrees.",
+    make=make,
+    interface=interface,
+    tasks=tasks,
+    max_episode_steps=MAX_EPISODE_STEPS,
+    success="human",
+    requires=("msgpack",),
+    install_hint="pip install 'vlabench[parol6]'",
+    packages=("msgpack", "pyrealsense2"),
+)
+
+
+@hookimpl
+def vlabench_envs() -> list[api.EnvSpec]:
+    """The PAROL6 env."""
+    return [SPEC]
+
+
+@hookimpl
+def vlabench_metrics() -> list[Any]:
+    """Per-episode operator labels and session numbers."""
+    return [episode_metrics]
