@@ -209,12 +209,45 @@ class Adapter(Protocol):
 
 @dataclass(frozen=True)
 class ExporterSpec:
-    """A leaderboard export format: ``export(board) -> str`` (``board`` from vlabench.report)."""
+    """A leaderboard export format: ``export(board) -> str | bytes`` (``vlabench.report.Board``).
+
+    Text formats return ``str``; binary ones (images) return ``bytes`` and set
+    ``binary=True`` (the CLI then insists on ``--output``). ``episodes=True`` asks for the
+    board with every episode loaded (``board.episodes``), e.g. for drill-downs and videos.
+    """
 
     name: str
     description: str
     suffix: str
-    export: Callable[[Any], str]
+    export: Callable[[Any], str | bytes]
+    binary: bool = False
+    episodes: bool = False
+
+
+@dataclass(frozen=True)
+class AssetStatus:
+    """Whether a plugin's data files are on disk: where it looked and what is missing."""
+
+    ready: bool
+    location: str
+    missing: tuple[str, ...] = ()
+    hint: str = ""
+    """What to do next (e.g. the command that fetches them, or an env var to set)."""
+
+
+@dataclass(frozen=True)
+class AssetSpec:
+    """Files a plugin needs that pip does not install (simulator scenes, robot models).
+
+    ``status(location)`` only looks (never downloads); ``fetch(location)`` downloads what is
+    missing and returns the new status, or raises with a one-line reason. ``location=None``
+    means the plugin's default place (usually from an env var). Shown by ``vlabench assets``.
+    """
+
+    name: str
+    description: str
+    status: Callable[[str | None], AssetStatus]
+    fetch: Callable[[str | None], AssetStatus]
 
 
 @dataclass

@@ -35,6 +35,11 @@ def vlabench_exporters() -> list[Any]:
 
 
 @hookspec
+def vlabench_assets() -> list[Any]:
+    """Return a list of ``AssetSpec``: data files to fetch (``vlabench assets NAME``)."""
+
+
+@hookspec
 def vlabench_metrics() -> list[Any]:
     """Return callables ``(info_history) -> dict[str, float]`` adding per-episode metrics."""
 

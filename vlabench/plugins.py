@@ -56,6 +56,7 @@ class Catalog:
     """(kind, name) -> plugin name that provided it."""
     problems: list[str]
     manager: pluggy.PluginManager
+    assets: dict[str, api.AssetSpec] = field(default_factory=dict)
 
     def plugin_of(self, kind: str, name: str) -> str:
         return self.owner.get((kind, name), "?")
@@ -159,6 +160,7 @@ def load_catalog(allow: set[str] | None = None, block: set[str] | None = None) -
     cat.envs = _collect(pm, "vlabench_envs", "env", cat)
     cat.adapters = _collect(pm, "vlabench_adapters", "adapter", cat)
     cat.exporters = _collect(pm, "vlabench_exporters", "exporter", cat)
+    cat.assets = _collect(pm, "vlabench_assets", "assets", cat)
     _collect(pm, "vlabench_metrics", "metric", cat)
     return cat
 
