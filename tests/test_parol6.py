@@ -311,6 +311,11 @@ def test_full_episode_with_scripted_operator_stores_labels(
     assert facts["labeller"] == "alice" and facts["failure_tag"] == "dropped"
     assert facts["server_version"].startswith("fake-parol6-server")
     assert facts["camera_serial"] == "FAKE-D405" and facts["seed"] == 7
+    labels = info[api.EPISODE_LABELS_KEY]  # what the rollout stores as the episode's labels
+    assert labels["labeller"] == "alice" and labels["failure_tag"] == "dropped"
+    assert labels["server_version"] == facts["server_version"]
+    assert labels["camera_serial"] == "FAKE-D405" and labels["camera_firmware"] == "fake"
+    assert all(isinstance(v, str) for v in labels.values())
     assert operator.prompts == ["arm", "reset pick_place 7", "label pick_place"]
     assert p.Cmd.STOP in [c.code for c in server.decoded()]
 
@@ -438,16 +443,24 @@ def test_cli_run_env_parol6_fake_end_to_end(cli) -> None:
     out = cli(
         "run", "--policy", "random", "--env", "parol6", "--fake", "-n", "1",
         "-E", "episode_steps=5", "--max-steps", "5",
-        "-E", "operator=scripted", "-E", "operator_script=[y, 80, '']", "-E", "labeller=bob",
+        "-E", "operator=scripted", "-E", "operator_script=[n, 30, slipped]",
+        "-E", "labeller=bob",
     )
     assert "1 new episode(s) stored" in out.stdout
     store = cli.store()
     (run,) = [r for r in store.runs() if r["suite"] == "parol6_fake"]
     assert run["config"]["env_options"]["labeller"] == "bob"
     (episode,) = store.episodes(run["id"])
-    assert episode["success"] is True and episode["steps"] == 5
-    assert episode["metrics"]["label_success"] == 1.0
-    assert episode["metrics"]["label_progress"] == 80.0
+    assert episode["success"] is False and episode["steps"] == 5
+    assert episode["failure_reason"] is None  # a judged failure, not an error
+    assert episode["metrics"]["label_success"] == 0.0
+    assert episode["metrics"]["label_progress"] == 30.0
+    # the operator's and the hardware's strings are on the stored episode row
+    labels = episode["labels"]
+    assert labels["labeller"] == "bob" and labels["failure_tag"] == "slipped"
+    assert labels["server_version"].startswith("fake-parol6-server")
+    shown = cli("show", str(run["id"])).stdout
+    assert "labeller=bob" in shown and "failure_tag=slipped" in shown
 
 
 def test_cli_refuses_the_real_arm_without_arming(cli) -> None:

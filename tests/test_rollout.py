@@ -212,3 +212,35 @@ def test_malformed_policy_output_fails_the_episode(bad) -> None:
     [record] = run(Bad(), [EpisodeSpec("push_t", 0, 0)], max_steps=3)
     assert record.steps == 0 and not record.success
     assert record.failure_reason.startswith("policy returned")
+
+
+def test_labels_come_from_the_last_steps_info() -> None:
+    class Labelled:
+        """Real PushT labelling its episodes from the info (seed 1001: not a dict)."""
+
+        def __init__(self) -> None:
+            self.inner, self.seed, self.t = pusht_factory()(), None, 0
+
+        def reset(self, seed=None, options=None):
+            self.seed, self.t = seed, 0
+            return self.inner.reset(seed=seed, options=options)
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.inner.step(action)
+            self.t += 1
+            labels = {"labeller": f"at step {self.t}", "firmware": 7, 3: None}
+            info = {**info, api.EPISODE_LABELS_KEY: "oops" if self.seed == 1001 else labels}
+            if self.t == 1:
+                info.pop(api.EPISODE_LABELS_KEY)
+            return obs, reward, terminated, truncated, info
+
+        def close(self):
+            self.inner.close()
+
+    records = run(
+        RecordingPolicy(), episode_specs("push_t", [0, 1], 1000, None), Labelled, max_steps=3
+    )
+    assert records[0].labels == {"labeller": "at step 3", "firmware": "7", "3": "None"}
+    assert records[1].labels == {} and records[1].failure_reason is None
+    [short] = run(RecordingPolicy(), [EpisodeSpec("push_t", 0, 1000)], Labelled, max_steps=1)
+    assert short.labels == {}  # only the final step's info counts

@@ -214,3 +214,38 @@ def test_offline_suite_runs_through_the_cli(cli) -> None:
     assert run["protocol"]["success"] == "at_end" and run["protocol"]["stop_on_success"] is False
     (episode,) = cli.store().episodes(run["id"])
     assert episode["steps"] == 3 and episode["failure_reason"] is None
+
+
+def test_preflight_reports_missing_assets_before_the_job(tmp_path: Path, monkeypatch) -> None:
+    from vlabench.matrix import _unavailable, plan
+    from vlabench.plugins import load_catalog
+    from vlabench.registry import load_registry
+
+    monkeypatch.setenv(assets.ENV_VAR, str(tmp_path))
+    catalog, registry = load_catalog(), load_registry()
+    assert catalog.envs["simpler"].preflight is simpler.preflight
+    [pair] = plan(["random"], ["simpler_put_carrot_on_plate"], registry, catalog)
+    reason = _unavailable(pair.jobs[0], catalog)
+    assert reason == assets.missing_message("put_carrot_on_plate", list(tasks.BRIDGE_ASSETS))
+    assert pair.status == "failed" and pair.reason == reason and not pair.runnable
+    assert simpler.preflight("pick_cube", OFFLINE) is None  # bundled assets: nothing to check
+    for rel in assets.PACK_PATHS.values():
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "file").write_text("x")
+    assert _unavailable(pair.jobs[0], catalog) is None
+
+
+def test_run_with_missing_assets_fails_the_job_up_front(cli, tmp_path: Path) -> None:
+    empty = tmp_path / "no-assets"
+    empty.mkdir()
+    cli.env[assets.ENV_VAR] = str(empty)
+    out = cli(
+        "run", "--policy", "random", "--suite", "simpler_put_carrot_on_plate", "--episodes", "1",
+        ok=False,
+    )
+    assert out.returncode != 0
+    message = assets.missing_message("put_carrot_on_plate", list(tasks.BRIDGE_ASSETS), empty)
+    assert message in " ".join((out.stdout + out.stderr).split())  # rich may wrap the line
+    (run,) = cli.store().runs(suite="simpler_put_carrot_on_plate")
+    assert run["status"] == "failed" and run["error"] == message
+    assert cli.store().episodes(run["id"]) == []

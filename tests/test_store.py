@@ -23,7 +23,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from vlabench.api import EpisodeRecord
-from vlabench.store import Store, default_url, migrate, open_store
+from vlabench.store import Store, default_url, migrate, open_store, reads
 from vlabench.store.engine import alembic_config
 from vlabench.store.models import Base
 
@@ -84,7 +84,7 @@ def test_schema_is_at_head_and_matches_the_models(store: Store) -> None:
         context = MigrationContext.configure(
             conn, opts={"compare_type": True, "compare_server_default": True}
         )
-        assert set(context.get_current_heads()) == heads == {"0001"}
+        assert set(context.get_current_heads()) == heads == {"0002"}
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(store.engine).get_table_names())
     assert tables == {"alembic_version", "runs", "episodes"}
@@ -192,6 +192,7 @@ def test_episode_fields_round_trip_including_numpy_scalars(store: Store) -> None
         clipped_actions=4,
         metrics={"coverage": np.float64(0.75)},
         video_path="videos/3.mp4",
+        labels={"labeller": "alice", "failure_tag": "dropped", "firmware": np.int64(5)},
     )
     assert store.add_episode(run_id, rec)
     (row,) = store.episodes(run_id)
@@ -200,6 +201,48 @@ def test_episode_fields_round_trip_including_numpy_scalars(store: Store) -> None
     assert row["metrics"] == {"coverage": 0.75} and row["video_path"] == "videos/3.mp4"
     assert (row["latency_p50_ms"], row["latency_p95_ms"], row["env_step_ms"]) == (12.5, 20.0, 1.5)
     assert row["clipped_actions"] == 4 and row["failure_reason"] is None
+    assert row["labels"] == {"labeller": "alice", "failure_tag": "dropped", "firmware": "5"}
+    assert store.add_episode(run_id, record(4))  # no labels: stored and read back as {}
+    assert store.episodes(run_id)[1]["labels"] == {}
+    loaded = reads.episodes_by_run(store, [run_id])[run_id]
+    assert [e["labels"] for e in loaded] == [row["labels"], {}]
+
+
+def test_a_store_at_0001_upgrades_and_keeps_its_episodes(db_url: str) -> None:
+    from alembic import command
+
+    with open_store(db_url, upgrade=False) as old:  # a store written before labels existed
+        with old.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+        with old.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO runs (config_hash, policy, policy_type, policy_plugin, "
+                    "policy_options, env, env_plugin, suite, task, protocol, protocol_hash, "
+                    "config, inference_mode, versions, host, status, n_episodes, created_at) "
+                    "VALUES ('old', 'p', 'p', 'p', '{}', 'e', 'e', 's', 't', '{}', 'h', '{}', "
+                    "'sync', '{}', 'host', 'finished', 2, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO episodes (run_id, episode_index, task, seed, success, steps, "
+                    "reward_sum, wall_time_s, clipped_actions, metrics, created_at) "
+                    "SELECT id, 0, 't', 1, true, 3, 0.0, 0.1, 0, '{}', CURRENT_TIMESTAMP "
+                    "FROM runs WHERE config_hash = 'old'"
+                )
+            )
+        assert "labels" not in {c["name"] for c in inspect(old.engine).get_columns("episodes")}
+    with open_store(db_url) as store:
+        with store.engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_heads() == ("0002",)
+        run_id = store.find_run("old")
+        assert run_id is not None
+        (old_row,) = store.episodes(run_id)
+        assert old_row["steps"] == 3 and old_row["labels"] == {}
+        assert reads.episodes_by_run(store, [run_id])[run_id][0]["labels"] == {}
+        assert store.add_episode(run_id, record(1, labels={"labeller": "bob"}))
+        assert store.episodes(run_id)[1]["labels"] == {"labeller": "bob"}
 
 
 def test_run_status_stamps_times(store: Store) -> None:

@@ -30,6 +30,9 @@ TASK_KEY = "task"
 ACTION_KEY = "action"
 EPISODE_INDEX_KEY = "episode.index"
 EPISODE_STEP_KEY = "episode.step"
+EPISODE_LABELS_KEY = "episode.labels"
+"""``info[EPISODE_LABELS_KEY]`` of an episode's last step: a dict of strings (who labelled it,
+a failure tag, firmware versions...) stored as the episode's ``labels`` (values ``str()``-ed)."""
 
 ANY_SPACE = "any"
 
@@ -117,6 +120,10 @@ class EnvSpec:
     install_hint: str = ""
     packages: tuple[str, ...] = ()
     """Distributions whose versions are recorded with every run (the simulator stack)."""
+    preflight: Callable[[str, Mapping[str, Any]], str | None] | None = None
+    """Optional cheap check of ``(task, options)`` before a job runs (e.g. simulator assets
+    present, nothing built): a one-line reason when the job cannot run, else None. The job is
+    then recorded as failed with that reason instead of failing every episode."""
 
 
 @dataclass(frozen=True)
@@ -270,3 +277,5 @@ class EpisodeRecord:
     """Set when the episode was ended by an error (policy, env, NaN, wrong shape)."""
     metrics: dict[str, float] = field(default_factory=dict)
     video_path: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    """Per-episode strings (see :data:`EPISODE_LABELS_KEY`); numbers go in ``metrics``."""

@@ -1016,6 +1016,11 @@ def _print_episodes(episodes: list[dict[str, Any]], title: str = "") -> None:
     console = _console()
     console.print(table)
     for ep in episodes:
+        if ep.get("labels"):
+            pairs = ", ".join(f"{k}={v}" for k, v in sorted(ep["labels"].items()))
+            console.print(
+                f"labels of episode {ep['episode_index']}: {pairs}", markup=False, soft_wrap=True
+            )
         if ep.get("video_path"):
             console.print(
                 f"video of episode {ep['episode_index']}: {ep['video_path']}",

@@ -106,6 +106,7 @@ def check_pair(config: RunConfig, catalog: Catalog) -> Compatibility:
 
 
 def _unavailable(config: RunConfig, catalog: Catalog) -> str | None:
+    """Why the job cannot run at all (missing stack, or its env's preflight), else None."""
     for kind, spec in (
         ("policy", catalog.policies[config.policy.type]),
         ("env", catalog.envs[config.env]),
@@ -114,7 +115,14 @@ def _unavailable(config: RunConfig, catalog: Catalog) -> str | None:
         if missing:
             hint = f"; install with: {spec.install_hint}" if spec.install_hint else ""
             return f"{kind} {spec.name!r} is unavailable: missing {', '.join(missing)}{hint}"
-    return None
+    preflight = catalog.envs[config.env].preflight
+    if preflight is None:
+        return None
+    try:
+        reason = preflight(config.task, config.env_options)
+    except Exception as exc:  # a broken check must not take the whole matrix down
+        return f"env {config.env!r} preflight raised {type(exc).__name__}: {exc}"
+    return None if reason is None else str(reason)
 
 
 def plan(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 from vlabench.adapt import AdapterPipeline
 from vlabench.api import (
     EPISODE_INDEX_KEY,
+    EPISODE_LABELS_KEY,
     EPISODE_STEP_KEY,
     TASK_KEY,
     EpisodeRecord,
@@ -87,12 +88,21 @@ class _Slot:
     clipped: int = 0
     started: float = 0.0
     infos: list[dict[str, Any]] = field(default_factory=list)
+    labels: Any = None
+    """``info[EPISODE_LABELS_KEY]`` of the latest step (None when absent)."""
     video: Any = None
     """A :class:`vlabench.video.VideoWriter` while the episode is recorded."""
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """An info's episode labels as ``{str: str}``; anything but a mapping gives ``{}``."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _stack(observations: list[Observation], key: str) -> Any:
@@ -132,6 +142,7 @@ class Rollout:
         slot.queue.clear()
         slot.history.clear()
         slot.infos = []
+        slot.labels = None
         slot.started = time.perf_counter()
         options = {} if spec.init_state_id is None else {"init_state_id": spec.init_state_id}
         try:
@@ -175,6 +186,7 @@ class Rollout:
             failure_reason=failure,
             metrics=metrics,
             video_path=self._video_close(slot),
+            labels=_labels(slot.labels),
         )
         slot.spec = None
         if broken_env and slot.env is not None:
@@ -298,6 +310,7 @@ class Rollout:
         success = bool(info.get("is_success", False))
         slot.success_ever |= success
         slot.success_last = success
+        slot.labels = info.get(EPISODE_LABELS_KEY)
         if self.metrics:
             slot.infos.append(info)
         done = (

@@ -42,6 +42,8 @@ from .safety import (
 
 INFO_KEY = "parol6"
 """``info[INFO_KEY]`` of the last step holds the episode's labels and session facts."""
+LABEL_FACTS = ("labeller", "failure_tag", "server_version", "server")
+"""Facts stored as the episode's string labels (with the camera's string facts)."""
 METRICS_KEY = "parol6.metrics"
 """``info[METRICS_KEY]``: the numbers stored in the episode's ``metrics``."""
 
@@ -335,12 +337,19 @@ class Parol6Env:
         for key in ("camera_width", "camera_height", "camera_fps"):
             if key in camera:
                 metrics[key] = float(camera[key])
-        if o.labels_log:
+        labels = {k: str(facts[k]) for k in LABEL_FACTS if facts.get(k) is not None}
+        labels.update({k: v for k, v in camera.items() if isinstance(v, str)})
+        if o.labels_log:  # optional export of every fact, one JSON line per episode
             path = Path(o.labels_log).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as fh:
                 fh.write(json.dumps(facts, sort_keys=True, default=str) + "\n")
-        return {"is_success": label.success, INFO_KEY: facts, METRICS_KEY: metrics}
+        return {
+            "is_success": label.success,
+            INFO_KEY: facts,
+            METRICS_KEY: metrics,
+            api.EPISODE_LABELS_KEY: labels,
+        }
 
     def _stop_quietly(self) -> None:
         self.watchdog.disarm()

@@ -127,6 +127,13 @@ def list_tasks(options: Mapping[str, Any]) -> Sequence[api.TaskInfo]:
     ]
 
 
+def preflight(task: str, options: Mapping[str, Any]) -> str | None:
+    """The one-line missing-asset reason for ``task``, else None (nothing is imported)."""
+    spec = get_task(task, options)
+    missing = assets.missing_packs(spec.assets) if spec.assets else []
+    return assets.missing_message(spec.name, missing) if missing else None
+
+
 def make(task: str, options: Mapping[str, Any]) -> Any:
     """Build the env for ``task``; missing asset packs raise one line naming the fetch command."""
     spec = get_task(task, options)
@@ -159,6 +166,7 @@ SPEC = api.EnvSpec(
     requires=("mani_skill", "sapien"),
     install_hint="pip install 'vlabench[simpler]' (mani-skill 3); Vulkan is required",
     packages=("mani-skill", "sapien", "torch", "gymnasium"),
+    preflight=preflight,
 )
 
 

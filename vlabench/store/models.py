@@ -131,5 +131,8 @@ class Episode(Base):
     metrics: Mapped[dict[str, Any]]
     video_path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Per-episode strings (labeller, failure tag, firmware...); NULL in rows written before
+    migration 0002, read back as ``{}``."""
 
     run: Mapped[Run] = relationship(back_populates="episodes")

@@ -58,6 +58,8 @@ def _row_dict(obj: Run | Episode, columns: tuple[str, ...]) -> dict[str, Any]:
     for key in columns:
         value = getattr(obj, key)
         out[key] = value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(obj, Episode) and out.get("labels") is None:
+        out["labels"] = {}  # rows from before migration 0002
     return out
 
 
@@ -84,6 +86,7 @@ def _episode_values(record: EpisodeRecord) -> dict[str, Any]:
         "failure_reason": opt("failure_reason", str),
         "metrics": {str(k): float(v) for k, v in (data["metrics"] or {}).items()},
         "video_path": opt("video_path", str),
+        "labels": {str(k): str(v) for k, v in (data.get("labels") or {}).items()},
     }
 
 

@@ -35,6 +35,7 @@ EPISODE_FIELDS = (
     "latency_p50_ms",
     "failure_reason",
     "video_path",
+    "labels",
 )
 
 
@@ -123,5 +124,6 @@ def episodes_by_run(store: Store, run_ids: Iterable[int]) -> dict[int, list[dict
             for row in session.execute(query):
                 record = dict(zip(EPISODE_FIELDS, row, strict=True))
                 record["success"] = bool(record["success"])
+                record["labels"] = record["labels"] or {}  # NULL before migration 0002
                 out[record["run_id"]].append(record)
     return dict(out)

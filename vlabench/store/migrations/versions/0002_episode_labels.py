@@ -1,0 +1,27 @@
+"""Per-episode string labels: ``episodes.labels`` (JSON, NULL for older rows).
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-21 00:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("episodes") as batch:
+        batch.add_column(sa.Column("labels", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("episodes") as batch:
+        batch.drop_column("labels")
+
