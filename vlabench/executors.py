@@ -126,7 +126,7 @@ def _worker_main(fd: int) -> None:
 
 
 @dataclass
-class _Task:
+class PendingJob:
     """A job in flight or queued, with what is left of it and how often it crashed."""
 
     job: Job
@@ -140,7 +140,7 @@ class _Handle:
     process: subprocess.Popen[bytes]
     conn: Connection
     slot: int
-    task: _Task | None = None
+    task: PendingJob | None = None
     policy_key: str | None = None
     received: set[int] = field(default_factory=set)
 
@@ -196,7 +196,7 @@ class ProcessExecutor:
         return _Handle(process, conn, slot)
 
     def run(self, jobs: Sequence[Job], events: JobEvents) -> None:
-        queue: deque[_Task] = deque(_Task(job, list(job.indices)) for job in jobs)
+        queue: deque[PendingJob] = deque(PendingJob(job, list(job.indices)) for job in jobs)
         gpus = visible_gpus() if any(job.wants_gpu for job in jobs) else []
         handles: list[_Handle] = []
         try:
@@ -210,7 +210,7 @@ class ProcessExecutor:
         finally:
             _stop(handles)
 
-    def _dispatch(self, handle: _Handle, task: _Task, events: JobEvents) -> None:
+    def _dispatch(self, handle: _Handle, task: PendingJob, events: JobEvents) -> None:
         handle.task, handle.received = task, set()
         handle.policy_key = task.job.policy_key
         if not task.started:
@@ -221,7 +221,7 @@ class ProcessExecutor:
             handle.conn.send((id(task), task.job.config, tuple(task.left)))
 
     def _pump(
-        self, handles: list[_Handle], queue: deque[_Task], events: JobEvents, gpus: list[str]
+        self, handles: list[_Handle], queue: deque[PendingJob], events: JobEvents, gpus: list[str]
     ) -> None:
         """Wait for messages, handle them; a worker whose pipe ends is dead: retry its task
         and start a replacement while work remains."""
@@ -258,7 +258,7 @@ class ProcessExecutor:
             handle.task = None
             events.job_finished(task.job, payload)
 
-    def _crashed(self, handle: _Handle, queue: deque[_Task], events: JobEvents) -> None:
+    def _crashed(self, handle: _Handle, queue: deque[PendingJob], events: JobEvents) -> None:
         task = handle.task
         assert task is not None
         handle.task = None
@@ -278,7 +278,7 @@ class ProcessExecutor:
             queue.appendleft(task)
 
 
-def _pick(queue: deque[_Task], policy_key: str | None) -> _Task:
+def _pick(queue: deque[PendingJob], policy_key: str | None) -> PendingJob:
     """The first queued task of the worker's loaded policy, else the first task."""
     for task in queue:
         if policy_key is not None and task.job.policy_key == policy_key:

@@ -22,7 +22,7 @@ from typing import Any
 
 from vlabench.api import EpisodeRecord
 from vlabench.config import RunConfig
-from vlabench.executors import WorkerSetup, cpu_count
+from vlabench.executors import PendingJob, WorkerSetup, cpu_count
 from vlabench.matrix import Job, JobEvents, JobWorker
 
 _DONE = object()
@@ -64,19 +64,11 @@ class RayWorker:
             return
 
 
-@dataclass
-class _Task:
-    job: Job
-    left: list[int]
-    attempts: int = 0
-    started: bool = False
-
-
 @dataclass(eq=False)
 class _Actor:
     handle: Any
     gpu: bool
-    task: _Task | None = None
+    task: PendingJob | None = None
     stream: Any = None
     policy_key: str | None = None
     received: set[int] = field(default_factory=set)
@@ -129,7 +121,7 @@ class RayExecutor:
         cpu_slots = max(1, self.workers or int(resources.get("CPU", 1)))
         gpu_slots = int(resources.get("GPU", 0))
         actor_class = ray.remote(RayWorker)
-        queue_: deque[_Task] = deque(_Task(job, list(job.indices)) for job in jobs)
+        queue_: deque[PendingJob] = deque(PendingJob(job, list(job.indices)) for job in jobs)
         actors: list[_Actor] = []
         try:
             while queue_ or any(a.task for a in actors):
@@ -148,7 +140,7 @@ class RayExecutor:
 
     def _dispatch(
         self,
-        queue_: deque[_Task],
+        queue_: deque[PendingJob],
         actors: list[_Actor],
         actor_class: Any,
         cpu_slots: int,
@@ -187,7 +179,7 @@ class RayExecutor:
             )
 
     def _receive(
-        self, actor: _Actor, actors: list[_Actor], queue_: deque[_Task], events: JobEvents
+        self, actor: _Actor, actors: list[_Actor], queue_: deque[PendingJob], events: JobEvents
     ) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
@@ -214,10 +206,10 @@ class RayExecutor:
 
     def _crashed(
         self,
-        task: _Task,
+        task: PendingJob,
         received: set[int],
         reason: str,
-        queue_: deque[_Task],
+        queue_: deque[PendingJob],
         events: JobEvents,
     ) -> None:
         task.left = [i for i in task.left if i not in received]

@@ -69,7 +69,7 @@ def interface(options: Mapping[str, Any]) -> api.EnvInterface:
         api.ACTION_KEY, "action", (6,), "float32", SPACE, low, high,
         "joint targets J1..J6 (deg), clamped by the env's safety gate",
     )
-    return api.EnvInterface(tuple(observation), action, fps=o.control_hz, noop_action=None)
+    return api.EnvInterface(tuple(observation), action, fps=o.safety.control_hz, noop_action=None)
 
 
 def tasks(options: Mapping[str, Any]) -> Sequence[api.TaskInfo]:

@@ -54,25 +54,8 @@ class Parol6Options:
     home_timeout_s: float = 60.0
     move_timeout_s: float = 30.0
     fake_latency_ms: float = 0.0
-    margin_deg: float = 2.0
-    max_step_deg: float = 2.0
-    max_speed_dps: float = 30.0
-    speed_pct: float = 20.0
-    control_hz: float = 10.0
-    status_timeout_ms: float = 300.0
-    policy_timeout_ms: float = 2000.0
-
-    @property
-    def safety(self) -> SafetyConfig:
-        return SafetyConfig(
-            margin_deg=self.margin_deg,
-            max_step_deg=self.max_step_deg,
-            max_speed_dps=self.max_speed_dps,
-            speed_pct=self.speed_pct,
-            control_hz=self.control_hz,
-            status_timeout_ms=self.status_timeout_ms,
-            policy_timeout_ms=self.policy_timeout_ms,
-        )
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    """Limits and deadlines: given as flat options named like SafetyConfig's fields."""
 
     @property
     def operator_kind(self) -> str:
@@ -117,8 +100,10 @@ _CHOICES = {
 
 def parse_options(options: Mapping[str, Any]) -> Parol6Options:
     """Validate ``options``; ValueError naming the option, what was expected and found."""
-    known = {f.name for f in fields(Parol6Options)}
+    safety_keys = {f.name for f in fields(SafetyConfig)}
+    known = ({f.name for f in fields(Parol6Options)} - {"safety"}) | safety_keys
     values: dict[str, Any] = {}
+    safety: dict[str, Any] = {}
     for key, value in options.items():
         if key == api.REQUESTED_FEATURES_OPTION:
             continue
@@ -126,8 +111,8 @@ def parse_options(options: Mapping[str, Any]) -> Parol6Options:
             raise ValueError(
                 f"parol6: unknown option {key!r} (options: {', '.join(sorted(known))})"
             )
-        values[key] = _convert(key, value)
-    parsed = Parol6Options(**values)
+        (safety if key in safety_keys else values)[key] = _convert(key, value)
+    parsed = Parol6Options(**values, safety=SafetyConfig(**safety))
     _check(parsed)
     return parsed
 
@@ -171,7 +156,6 @@ def _convert(key: str, value: Any) -> Any:
 
 
 def _check(o: Parol6Options) -> None:
-    o.safety  # noqa: B018 (validates the safety numbers)
     if o.episode_steps <= 0:
         raise ValueError(f"parol6 option 'episode_steps' must be > 0, got {o.episode_steps}")
     if not o.fake and o.operator_kind != "console":

@@ -41,6 +41,25 @@ Filter = str | Sequence[str] | None
 """A query filter: one value, any of several values, or (None or empty) no filter."""
 
 
+def runs_with_counts() -> Select[Any]:
+    """``(Run, n, successes, errors)`` rows, oldest run first; runs without episodes give None."""
+    counts = (
+        select(
+            Episode.run_id,
+            func.count(Episode.id).label("n"),
+            func.sum(case((Episode.success, 1), else_=0)).label("successes"),
+            func.sum(case((Episode.failure_reason.is_not(None), 1), else_=0)).label("errors"),
+        )
+        .group_by(Episode.run_id)
+        .subquery()
+    )
+    return (
+        select(Run, counts.c.n, counts.c.successes, counts.c.errors)
+        .outerjoin(counts, counts.c.run_id == Run.id)
+        .order_by(Run.id)
+    )
+
+
 def _filtered(query: Select[Any], **filters: Filter) -> Select[Any]:
     for key, value in filters.items():
         if not value:
@@ -209,22 +228,7 @@ class Store:
         self, policy: Filter = None, suite: Filter = None, env: Filter = None
     ) -> list[dict[str, Any]]:
         """Like :meth:`runs`, each with its episode counts ``n``, ``successes``, ``errors``."""
-        counts = (
-            select(
-                Episode.run_id,
-                func.count(Episode.id).label("n"),
-                func.sum(case((Episode.success, 1), else_=0)).label("successes"),
-                func.sum(case((Episode.failure_reason.is_not(None), 1), else_=0)).label("errors"),
-            )
-            .group_by(Episode.run_id)
-            .subquery()
-        )
-        query = (
-            select(Run, counts.c.n, counts.c.successes, counts.c.errors)
-            .outerjoin(counts, counts.c.run_id == Run.id)
-            .order_by(Run.id)
-        )
-        query = _filtered(query, policy=policy, suite=suite, env=env)
+        query = _filtered(runs_with_counts(), policy=policy, suite=suite, env=env)
         with self._read() as session:
             return [
                 {

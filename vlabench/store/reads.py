@@ -11,10 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from vlabench.store.models import Episode, Run
+from vlabench.store.queries import runs_with_counts
 
 if TYPE_CHECKING:
     from vlabench.store.queries import Store
@@ -76,21 +77,7 @@ def run_counts(
     ``protocol`` matches a protocol name or a protocol-hash prefix; ``since``/``until``
     bound the run's creation time (naive datetimes are UTC; ``until`` is exclusive).
     """
-    counts = (
-        select(
-            Episode.run_id,
-            func.count(Episode.id).label("n"),
-            func.sum(case((Episode.success, 1), else_=0)).label("successes"),
-            func.sum(case((Episode.failure_reason.is_not(None), 1), else_=0)).label("errors"),
-        )
-        .group_by(Episode.run_id)
-        .subquery()
-    )
-    query = (
-        select(Run, counts.c.n, counts.c.successes, counts.c.errors)
-        .outerjoin(counts, counts.c.run_id == Run.id)
-        .order_by(Run.id)
-    )
+    query = runs_with_counts()
     for column, value in ((Run.policy, policy), (Run.suite, suite), (Run.env, env)):
         values = _values(value)
         if values:
