@@ -108,7 +108,7 @@ SLOW = """
 policies:
   slowpoke:
     type: slow
-    options: {sleep_s: 0.03}
+    options: {sleep_s: 0.05}
 """
 
 
@@ -149,7 +149,7 @@ def test_ctrl_c_then_kill_9_then_rerun_completes_the_matrix_exactly(
     cli.with_plugins(plugin_dirs["faulty"])
     extra = cli.registry(SLOW)
     args = ("--registry", str(extra), "matrix", "--policy", "slowpoke", "--policy", "noop",
-            "--suite", "pusht_quick", "-n", "8", "--max-steps", "20", "--workers", "2",
+            "--suite", "pusht_quick", "-n", "8", "--max-steps", "40", "--workers", "2",
             "--no-leaderboard")  # fmt: skip
     total = 16
 

@@ -298,3 +298,68 @@ def test_exporters_registry_png_and_empty_board(tmp_path: Path, store: Store) ->
     assert FORMATS["csv"](board).count("\n") == 1
     assert json.loads(FORMATS["json"](board))["cells"] == []
     assert isinstance(exporters()["png"].export(board), bytes)
+
+
+# -- columns by registry-defined task groups --------------------------------------------------
+GROUPS = {
+    "g1": ("metaworld", ["t1", "t2"]),
+    "g2": ("metaworld", ["t3", "t4"]),
+    "g_wide": ("metaworld", ["t1", "t5"]),  # t5 never stored: not a subset, no column
+    "g_pusht": ("pusht", ["t1"]),  # another env: no column
+    "mt4": ("metaworld", ["t1", "t2", "t3", "t4"]),  # the stored suite itself: no column
+}
+
+
+def group_store(path: Path) -> Store:
+    s = open_store(f"sqlite:///{path}")
+    # a: t1 4/4, t2 2/4 (one errored), t3 0/4, t4 1/4; b: t1 1/4, t2 0/4, t3 4/4, t4 4/4
+    for policy, outcomes in (("a", ("ssss", "ssef", "ffff", "sfff")),
+                             ("b", ("sfff", "ffff", "ssss", "ssss"))):
+        for task, o in zip(("t1", "t2", "t3", "t4"), outcomes, strict=True):
+            add_run(s, policy, "mt4", task, FAST, "dddddd44", o)
+    # another protocol for t1 only: a separate stored column that no group covers
+    add_run(s, "a", "mt4", "t1", FULL, "eeeeee55", "ss")
+    freeze_times(s)
+    return s
+
+
+def test_columns_by_group_pool_the_group_tasks(tmp_path: Path) -> None:
+    from vlabench.stats import wilson_interval
+
+    with group_store(tmp_path / "g.db") as s:
+        board = board_from_store(s, by="group", groups=GROUPS)
+        only = board_from_store(s, by="group", groups={"g2": GROUPS["g2"]})
+        none = board_from_store(s, by="group")
+    assert [c.label for c in board.columns] == ["mt4:g1", "mt4:g2"]
+    assert [c.group for c in board.columns] == ["g1", "g2"]
+    expected = {("a", "g1"): (8, 6, 1), ("a", "g2"): (8, 1, 0),
+                ("b", "g1"): (8, 1, 0), ("b", "g2"): (8, 8, 0)}
+    for (policy, group), (n, successes, errors) in expected.items():
+        cell = board.cell(policy, f"mt4:{group}")
+        assert cell is not None and (cell.n, cell.successes, cell.errors) == (n, successes, errors)
+        assert cell.tasks == 2 and cell.rate == pytest.approx(successes / n)
+        assert (cell.ci_low, cell.ci_high) == pytest.approx(wilson_interval(successes, n))
+    # ranks per group column: 6/8 vs 1/8 overlap (tie); 1/8 vs 8/8 separate
+    ranks = {(c.policy, c.column.group): (c.rank, c.tied) for c in board.cells}
+    assert ranks[("a", "g1")] == ranks[("b", "g1")] == (1, True)
+    assert (ranks[("b", "g2")], ranks[("a", "g2")]) == ((1, False), (2, False))
+    # an explicit choice of groups; no groups, no columns (the FULL-protocol t1 run never pools in)
+    assert [c.label for c in only.columns] == ["mt4:g2"]
+    assert none.columns == () and none.rows == ()
+
+
+def test_cli_leaderboard_by_group(cli: Any) -> None:
+    group_store(cli.db_path).close()
+    extra = cli.registry(
+        "suites:\n"
+        "  g1: {env: metaworld, tasks: [t1, t2]}\n"
+        "  g2: {env: metaworld, tasks: [t3, t4]}\n"
+    )
+    out = cli("--registry", str(extra), "leaderboard", "--by", "group", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    got = {(r["policy"], r["column"]): (r["n"], r["successes"]) for r in rows}
+    assert got[("a", "mt4:g1")] == ("8", "6") and got[("b", "mt4:g2")] == ("8", "8")
+    one = cli("--registry", str(extra), "leaderboard", "--group", "g1", "-f", "csv").stdout
+    assert {r["column"] for r in csv.DictReader(io.StringIO(one))} == {"mt4:g1"}
+    bad = cli("--registry", str(extra), "leaderboard", "--group", "nope", ok=False)
+    assert bad.returncode == 2 and "nope" in bad.stderr

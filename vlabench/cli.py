@@ -885,7 +885,17 @@ def leaderboard_cmd(
     ] = None,
     since: Annotated[datetime | None, _SINCE] = None,
     until: Annotated[datetime | None, _UNTIL] = None,
-    by: Annotated[str, typer.Option(help="Columns: suite | task.")] = "suite",
+    by: Annotated[
+        str,
+        typer.Option(
+            help="Columns: suite | task | group (registry suites whose tasks are a subset of "
+            "a stored suite's, e.g. metaworld_mt50:metaworld_easy)."
+        ),
+    ] = "suite",
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these registry suites as groups (repeatable; implies --by group)."),
+    ] = None,
     interval: Annotated[
         str, typer.Option(help="wilson | clopper-pearson | bootstrap (stratified by task).")
     ] = "wilson",
@@ -905,6 +915,10 @@ def leaderboard_cmd(
     c = _ctx(ctx)
     if by not in GROUPINGS:
         raise _fail(f"--by must be one of {', '.join(GROUPINGS)}, got {by!r}")
+    if group and by == "task":
+        raise _fail("--group needs --by group (or no --by), got --by task")
+    by = "group" if group else by
+    groups = _task_groups(c, group) if by == "group" else None
     if interval not in INTERVALS:
         raise _fail(f"--interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     if not 0 < confidence < 1:
@@ -932,6 +946,7 @@ def leaderboard_cmd(
         interval=interval,
         confidence=confidence,
         episodes=bool(spec is not None and spec.episodes),
+        groups=groups,
     )
     if spec is None:
         from vlabench.report.terminal import board_table
@@ -950,6 +965,21 @@ def leaderboard_cmd(
         raise _fail(f"format {fmt} returned bytes: write it to a file with --output FILE")
     else:
         sys.stdout.write(data if data.endswith("\n") else data + "\n")
+
+
+def _task_groups(c: Context, names: list[str] | None) -> dict[str, tuple[str, list[str]]]:
+    """Registry suites with an explicit task list as ``name -> (env, tasks)``: all, or ``names``."""
+    from vlabench.registry import RegistryError
+
+    reg = _load_registry(c)
+    try:
+        suites = {n: reg.suite(n) for n in names} if names else dict(reg.suites)
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    for n in names or []:
+        if not suites[n].tasks:
+            raise _fail(f"--group {n}: suite {n!r} lists no tasks, so it defines no group")
+    return {n: (s.env, list(s.tasks)) for n, s in suites.items() if s.tasks}
 
 
 @app.command("compare")

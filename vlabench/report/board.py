@@ -5,7 +5,9 @@ Rules (the README repeats them):
 * **rows** are policies as they were run: preset name + policy type + checkpoint (and its
   hash) + options. Two checkpoints under one preset name are two rows, labelled
   ``name@<checkpoint hash>`` (or ``name@<config hash>`` when there is no checkpoint hash).
-* **columns** are suites (``by="suite"``) or tasks (``by="task"``), one per protocol:
+* **columns** are suites (``by="suite"``), tasks (``by="task"``) or task groups
+  (``by="group"``: a group is a registry suite of the same env whose task list is a subset
+  of a stored column's tasks, shown ``stored suite:group``), one per protocol:
   runs of different protocols (``protocol_hash``) are never pooled into one column; a
   suite run under two protocols gives two columns labelled ``suite [protocol name]``.
 * **cells** pool the episodes of every run of (policy, column) across tasks; errored
@@ -38,7 +40,10 @@ if TYPE_CHECKING:
 
 ACTIVE_STATUSES = frozenset({"pending", "running"})
 INTERVALS = ("wilson", "clopper-pearson", "bootstrap")
-GROUPINGS = ("suite", "task")
+GROUPINGS = ("suite", "task", "group")
+
+Groups = Mapping[str, tuple[str, Sequence[str]]]
+"""Task groups for ``by="group"``: group name -> (env, task names), as plain data."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Column:
     protocol: str
     label: str
     task: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,14 +208,14 @@ def policy_labels(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], st
 
 
 # -- columns --------------------------------------------------------------------------------
-def _label_columns(names: Mapping[tuple[str, str, str], str]) -> list[Column]:
-    """Columns for (suite, task, protocol_hash) keys (task "" when by suite)."""
+def _label_columns(names: Mapping[tuple[str, str, str], str], by: str = "suite") -> list[Column]:
+    """Columns for (suite, task or group, protocol_hash) keys ("" when by suite)."""
     by_place: dict[tuple[str, str], list[str]] = defaultdict(list)
     for suite, task, protocol_hash in sorted(names):
         by_place[(suite, task)].append(protocol_hash)
     columns = []
     for (suite, task), hashes in by_place.items():
-        base = f"{suite}/{task}" if task else suite
+        base = f"{suite}{':' if by == 'group' else '/'}{task}" if task else suite
         place_names = [names[(suite, task, h)] for h in hashes]
         for protocol_hash, name in zip(hashes, place_names, strict=True):
             if len(hashes) == 1:
@@ -218,8 +224,40 @@ def _label_columns(names: Mapping[tuple[str, str, str], str]) -> list[Column]:
                 label = f"{base} [{name}]"
             else:
                 label = f"{base} [{protocol_hash[:6]}]"
-            columns.append(Column(suite, protocol_hash, name, label, task or None))
-    return sorted(columns, key=lambda c: (c.suite, c.task or "", c.label))
+            part = task or None
+            if by == "group":
+                columns.append(Column(suite, protocol_hash, name, label, group=part))
+            else:
+                columns.append(Column(suite, protocol_hash, name, label, part))
+    return sorted(columns, key=lambda c: (c.suite, c.task or c.group or "", c.label))
+
+
+def _group_keys(runs: Sequence[Mapping[str, Any]], groups: Groups) -> dict[int, list[str]]:
+    """For each run (by position), the groups it falls in under the ``by="group"`` rule.
+
+    A group applies to a stored column (suite, protocol) when it has the column's env, its
+    task list is not empty, is a subset of the tasks stored for the column, and it is not
+    the stored suite itself.
+    """
+    stored: dict[tuple[str, str], set[str]] = defaultdict(set)
+    envs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for run in runs:
+        key = (str(run["suite"]), str(run["protocol_hash"]))
+        stored[key].add(str(run["task"]))
+        envs[key].add(str(run.get("env") or ""))
+    applies: dict[tuple[str, str], list[tuple[str, set[str]]]] = {}
+    for key, tasks in stored.items():
+        applies[key] = [
+            (name, set(group_tasks))
+            for name, (env, group_tasks) in sorted(groups.items())
+            if name != key[0] and envs[key] == {env} and group_tasks
+            and set(group_tasks) <= tasks
+        ]
+    out: dict[int, list[str]] = {}
+    for i, run in enumerate(runs):
+        key = (str(run["suite"]), str(run["protocol_hash"]))
+        out[i] = [name for name, tasks in applies[key] if str(run["task"]) in tasks]
+    return out
 
 
 # -- cells ----------------------------------------------------------------------------------
@@ -324,9 +362,14 @@ def build_board(
     interval: str = "wilson",
     confidence: float = 0.95,
     episodes: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
+    groups: Groups | None = None,
     **filters: str,
 ) -> Board:
-    """A board from run dicts with episode counts (``reads.run_counts`` rows)."""
+    """A board from run dicts with episode counts (``reads.run_counts`` rows).
+
+    ``by="group"`` needs ``groups`` (name -> (env, tasks)); a run in several groups counts
+    in each of their columns, and runs in none are left out.
+    """
     if by not in GROUPINGS:
         raise ValueError(f"board columns must be one of {GROUPINGS}, got by={by!r}")
     if interval not in INTERVALS:
@@ -334,19 +377,24 @@ def build_board(
     runs = list(runs)
     labels = policy_labels(runs)
     identities: dict[str, tuple[str, ...]] = {}
-    groups: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    pooled: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     names: dict[tuple[str, str, str], str] = {}
-    for run in runs:
+    in_groups = _group_keys(runs, groups or {}) if by == "group" else {}
+    for i, run in enumerate(runs):
         identity = policy_identity(run)
         policy = labels[identity]
         identities[policy] = identity
-        key = (str(run["suite"]), str(run["task"]) if by == "task" else "", run["protocol_hash"])
-        groups[(policy, *key)].append(run)
-        names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
-    columns = _label_columns(names)
-    index = {(c.suite, c.task or "", c.protocol_hash): i for i, c in enumerate(columns)}
+        parts = in_groups[i] if by == "group" else [str(run["task"]) if by == "task" else ""]
+        for part in parts:
+            key = (str(run["suite"]), part, run["protocol_hash"])
+            pooled[(policy, *key)].append(run)
+            names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
+    columns = _label_columns(names, by)
+    index = {
+        (c.suite, c.task or c.group or "", c.protocol_hash): i for i, c in enumerate(columns)
+    }
     slots: dict[str, list[Cell | None]] = {}
-    for (policy, suite, task, protocol_hash), group in groups.items():
+    for (policy, suite, task, protocol_hash), group in pooled.items():
         i = index[(suite, task, protocol_hash)]
         cell = _cell(policy, columns[i], group, interval, confidence)
         slots.setdefault(policy, [None] * len(columns))[i] = cell
@@ -437,12 +485,14 @@ def board_from_store(
     interval: str = "wilson",
     confidence: float = 0.95,
     episodes: bool = False,
+    groups: Groups | None = None,
 ) -> Board:
     """The leaderboard of everything in ``store`` matching the filters.
 
     Each filter is one name or several (any of them); None or empty means all. ``protocol``
     matches a protocol name or hash prefix; ``since``/``until`` bound the runs' creation
     time. ``episodes=True`` also loads every episode (for drill-downs and video links).
+    ``groups`` (name -> (env, tasks), e.g. from the registry) defines ``by="group"`` columns.
     """
     from vlabench.store import reads
 
@@ -459,5 +509,11 @@ def board_from_store(
         "until": until.isoformat() if until else "",
     }
     return build_board(
-        runs, by=by, interval=interval, confidence=confidence, episodes=loaded, **filters
+        runs,
+        by=by,
+        interval=interval,
+        confidence=confidence,
+        episodes=loaded,
+        groups=groups,
+        **filters,
     )
