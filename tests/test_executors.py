@@ -130,6 +130,9 @@ def _start(cli: CLI, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: the matrix and all its workers
+        # A shell that starts this suite in the background ignores SIGINT, and that is
+        # inherited: give the matrix the default Ctrl-C behaviour a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
