@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, case, func, inspect, select, update
@@ -58,6 +58,10 @@ def runs_with_counts() -> Select[Any]:
         .outerjoin(counts, counts.c.run_id == Run.id)
         .order_by(Run.id)
     )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _filtered(query: Select[Any], **filters: Filter) -> Select[Any]:
@@ -225,10 +229,23 @@ class Store:
             return [_row_dict(r, _RUN_COLUMNS) for r in session.scalars(query)]
 
     def run_counts(
-        self, policy: Filter = None, suite: Filter = None, env: Filter = None
+        self,
+        policy: Filter = None,
+        suite: Filter = None,
+        env: Filter = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Like :meth:`runs`, each with its episode counts ``n``, ``successes``, ``errors``."""
+        """Like :meth:`runs`, each with its episode counts ``n``, ``successes``, ``errors``.
+
+        ``since``/``until`` bound the run's creation time (naive datetimes are UTC; ``until``
+        is exclusive).
+        """
         query = _filtered(runs_with_counts(), policy=policy, suite=suite, env=env)
+        if since is not None:
+            query = query.where(Run.created_at >= _utc(since))
+        if until is not None:
+            query = query.where(Run.created_at < _utc(until))
         with self._read() as session:
             return [
                 {

@@ -7,22 +7,18 @@ never take a write lock. Each function opens one read transaction on ``store.eng
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vlabench.store.models import Episode, Run
-from vlabench.store.queries import runs_with_counts
+from vlabench.store.models import Episode
 
 if TYPE_CHECKING:
-    from vlabench.store.queries import Store
+    from vlabench.store.queries import Filter, Store
 
-Filter = str | Sequence[str] | None
-
-_RUN_COLUMNS = tuple(c.key for c in inspect(Run).column_attrs)
 EPISODE_FIELDS = (
     "run_id",
     "episode_index",
@@ -46,16 +42,6 @@ def _values(value: Filter) -> list[str]:
     return [value] if isinstance(value, str) else [v for v in value if v]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def protocol_matches(run: dict[str, Any], wanted: Iterable[str]) -> bool:
     """True when the run's protocol name equals, or its protocol hash starts with, a value."""
     name = str((run.get("protocol") or {}).get("name") or "")
@@ -77,21 +63,9 @@ def run_counts(
     ``protocol`` matches a protocol name or a protocol-hash prefix; ``since``/``until``
     bound the run's creation time (naive datetimes are UTC; ``until`` is exclusive).
     """
-    query = runs_with_counts()
-    for column, value in ((Run.policy, policy), (Run.suite, suite), (Run.env, env)):
-        values = _values(value)
-        if values:
-            query = query.where(column.in_(values))
-    if since is not None:
-        query = query.where(Run.created_at >= _utc(since))
-    if until is not None:
-        query = query.where(Run.created_at < _utc(until))
-    out = []
-    with Session(store.engine) as session:
-        for run, n, successes, errors in session.execute(query):
-            row = {key: _iso(getattr(run, key)) for key in _RUN_COLUMNS}
-            row.update(n=int(n or 0), successes=int(successes or 0), errors=int(errors or 0))
-            out.append(row)
+    out = store.run_counts(
+        policy=_values(policy), suite=_values(suite), env=_values(env), since=since, until=until
+    )
     wanted = _values(protocol)
     return [r for r in out if protocol_matches(r, wanted)] if wanted else out
 
