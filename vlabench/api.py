@@ -33,6 +33,14 @@ EPISODE_STEP_KEY = "episode.step"
 EPISODE_LABELS_KEY = "episode.labels"
 """``info[EPISODE_LABELS_KEY]`` of an episode's last step: a dict of strings (who labelled it,
 a failure tag, firmware versions...) stored as the episode's ``labels`` (values ``str()``-ed)."""
+EPISODE_METRICS_KEY = "episode.metrics"
+"""``info[EPISODE_METRICS_KEY]`` of an episode's last step: a dict of numbers the env computed
+over the episode (e.g. open-loop action errors), merged into the episode's ``metrics``."""
+CHUNK_OBSERVER = "observe_chunk"
+"""An env may define ``observe_chunk(actions)``: the runner calls it with every chunk the policy
+predicts for that env (float32 ``(H, A)`` in the env's action space, after adapters, before
+clipping, all ``H`` predicted actions) before the chunk's first action is executed. Open-loop
+evaluation uses it to score the error at ``t + k`` of a chunk predicted at ``t``."""
 
 ANY_SPACE = "any"
 
@@ -124,6 +132,10 @@ class EnvSpec:
     """Optional cheap check of ``(task, options)`` before a job runs (e.g. simulator assets
     present, nothing built): a one-line reason when the job cannot run, else None. The job is
     then recorded as failed with that reason instead of failing every episode."""
+    metric_columns: tuple[str, ...] = ()
+    """When set, this env's episodes are judged by these per-episode metrics (lower is better,
+    e.g. open-loop action errors), shown in their own leaderboard columns; its suites get no
+    success-rate column (its episodes' ``success`` is meaningless)."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from vlabench.inference import InferenceConfig
     from vlabench.plugins import Catalog
     from vlabench.registry import Registry
 
@@ -431,6 +432,7 @@ def _execute(
     workers: int | None = None,
     address: str | None = None,
     retries: int = 2,
+    inference: "InferenceConfig | None" = None,
 ) -> list[Any]:
     from vlabench.executors import make_executor
     from vlabench.matrix import Runner, plan
@@ -439,7 +441,14 @@ def _execute(
     cat, reg = c.catalog(), _load_registry(c)
     try:
         pairs = plan(
-            policies, suites, reg, cat, episodes=episodes, max_steps=max_steps, tasks=tasks
+            policies,
+            suites,
+            reg,
+            cat,
+            episodes=episodes,
+            max_steps=max_steps,
+            tasks=tasks,
+            inference=inference,
         )
         chosen = make_executor(
             executor,
@@ -519,6 +528,50 @@ def _print_plan(c: Context, pairs: list[Any], executor: Any) -> None:
             )
         else:
             console.print(f"{head}{p.pair.status}: {p.pair.reason}", markup=False, soft_wrap=True)
+
+
+_LATENCY_PANEL = "Inference mode (latency)"
+_INFERENCE = typer.Option(
+    "--inference",
+    help="sync: the world waits for the policy (simulators); sync-realtime: it does not, the "
+    "robot holds while a chunk is computed; async: the next chunk is computed while the robot "
+    "executes the current one (LeRobot's async inference).",
+    rich_help_panel=_LATENCY_PANEL,
+)
+_LATENCY = typer.Option(
+    "--latency-ms",
+    metavar="MODEL",
+    help="Latency of each policy call in the realtime modes: measured (this machine, default), "
+    "a number of ms (120), normal:MEAN,STD, uniform:LOW,HIGH or lognormal:MEDIAN,SIGMA.",
+    rich_help_panel=_LATENCY_PANEL,
+)
+_THRESHOLD = typer.Option(
+    "--chunk-threshold",
+    help="async: request the next chunk when the queue is at most this fraction of a chunk.",
+    rich_help_panel=_LATENCY_PANEL,
+)
+_AGGREGATE = typer.Option(
+    "--aggregate",
+    help="async: merge overlapping actions: latest | average | weighted (0.3 old + 0.7 new) "
+    "| conservative (0.7 old + 0.3 new).",
+    rich_help_panel=_LATENCY_PANEL,
+)
+_HOLD = typer.Option(
+    "--hold",
+    help="While the robot has no action: repeat its last command, or send the env's noop.",
+    rich_help_panel=_LATENCY_PANEL,
+)
+
+
+def _inference(
+    mode: str, latency: str, threshold: float, aggregate: str, hold: str
+) -> "InferenceConfig":
+    from vlabench.inference import InferenceConfig
+
+    try:
+        return InferenceConfig(mode, latency, threshold, aggregate, hold)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
 
 
 _EPISODES = typer.Option("--episodes", "-n", help="Episodes per task (default: the suite's).")
@@ -604,15 +657,23 @@ def run_cmd(
     workers: Annotated[int | None, _WORKERS] = None,
     address: Annotated[str | None, _ADDRESS] = None,
     retries: Annotated[int, _RETRIES] = 2,
+    inference: Annotated[str, _INFERENCE] = "sync",
+    latency_ms: Annotated[str, _LATENCY] = "measured",
+    chunk_threshold: Annotated[float, _THRESHOLD] = 0.5,
+    aggregate: Annotated[str, _AGGREGATE] = "weighted",
+    hold: Annotated[str, _HOLD] = "last",
 ) -> None:
     """Evaluate one policy on one suite; re-running the same command resumes it.
 
     Example: vlabench run --policy noop --suite pusht --episodes 2;
-    vlabench run --policy noop --env parol6 --fake -n 1
+    vlabench run --policy noop --env parol6 --fake -n 1;
+    vlabench run --policy smolvla_libero --suite libero_spatial --inference async
+    --latency-ms 120 (what 120 ms of latency costs; the sync run is the reference).
     """
     import os
 
     c = _ctx(ctx)
+    mode = _inference(inference, latency_ms, chunk_threshold, aggregate, hold)
     if (suite is None) == (env is None):
         raise _fail("give exactly one of --suite and --env")
     options = _parse_env_options(env_option or [])
@@ -634,8 +695,10 @@ def run_cmd(
         workers=workers,
         address=address,
         retries=retries,
+        inference=mode,
     )
     _print_results(results)
+    _print_latency(c, results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
@@ -801,6 +864,11 @@ def matrix_cmd(
     workers: Annotated[int | None, _WORKERS] = None,
     address: Annotated[str | None, _ADDRESS] = None,
     retries: Annotated[int, _RETRIES] = 2,
+    inference: Annotated[str, _INFERENCE] = "sync",
+    latency_ms: Annotated[str, _LATENCY] = "measured",
+    chunk_threshold: Annotated[float, _THRESHOLD] = 0.5,
+    aggregate: Annotated[str, _AGGREGATE] = "weighted",
+    hold: Annotated[str, _HOLD] = "last",
 ) -> None:
     """Cross-evaluate every policy on every suite, checking each pair first.
 
@@ -810,6 +878,7 @@ def matrix_cmd(
     Example: vlabench matrix --policy noop --policy random --suite pusht_quick --workers 2
     """
     c = _ctx(ctx)
+    mode = _inference(inference, latency_ms, chunk_threshold, aggregate, hold)
     policies, suites = policy or [], suite or []
     if not policies or not suites:
         from vlabench.registry import RegistryError
@@ -834,10 +903,12 @@ def matrix_cmd(
         workers=workers,
         address=address,
         retries=retries,
+        inference=mode,
     )
     if dry_run:
         return
     _print_results(results)
+    _print_latency(c, results)
     if leaderboard:
         _print_board(c, suite=suites, policy=policies)
 
@@ -849,6 +920,17 @@ def _print_results(results: list[Any]) -> None:
     console.print(f"{len(results)} run(s), {new} new episode(s) stored, {len(failed)} failed")
     for r in failed:
         console.print(f"[red]failed[/] {r.label}: {r.error}")
+
+
+def _print_latency(c: Context, results: list[Any]) -> None:
+    """For runs in a realtime mode: what the latency cost, next to the same run in sync."""
+    from vlabench.report.latency import latency_costs
+    from vlabench.report.terminal import latency_table
+
+    ids = [r.run_id for r in results if r.new_episodes or r.status == "finished"]
+    costs = latency_costs(c.store(), ids)
+    if costs:
+        _console().print(latency_table(costs))
 
 
 # -- leaderboard and show ----------------------------------------------------------------

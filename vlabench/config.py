@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vlabench.inference import InferenceConfig
 from vlabench.plugins import Catalog
 from vlabench.registry import PolicyPreset, Registry, RegistryError, SuiteConfig, _unknown
 
@@ -20,6 +21,22 @@ def stable_hash(data: Any, length: int = 16) -> str:
     """sha256 of canonical JSON (sorted keys), truncated."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def config_hash_of(config: dict[str, Any]) -> str:
+    """The hash of a run config given as a dict (:meth:`RunConfig.as_dict`, or as stored).
+
+    Left out: the episode count (more episodes extend a run), where the run executes
+    (isolation), and empty inference options (a ``sync`` run hashes as before inference
+    modes existed, so older stores still resume).
+    """
+    data = json.loads(json.dumps(config, default=str))
+    data["protocol"].pop("episodes", None)
+    data.pop("env_isolation", None)
+    data["policy"].pop("isolation", None)
+    if not data.get("inference_options"):
+        data.pop("inference_options", None)
+    return stable_hash(data)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class RunConfig:
     protocol: Protocol
     adapters: list[dict[str, Any]]
     inference_mode: str = "sync"
+    inference_options: dict[str, Any] = field(default_factory=dict)
+    """The mode's parameters (latency model, threshold...): see :mod:`vlabench.inference`."""
     env_isolation: str | dict[str, Any] | None = None
     """Where the env runs (a worker interpreter); not part of the config hash."""
 
@@ -75,11 +94,11 @@ class RunConfig:
         return asdict(self)
 
     def config_hash(self) -> str:
-        data = self.as_dict()
-        data["protocol"].pop("episodes")
-        data.pop("env_isolation")  # where a run executes does not change its results
-        data["policy"].pop("isolation")
-        return stable_hash(data)
+        return config_hash_of(self.as_dict())
+
+    def inference(self) -> InferenceConfig:
+        """The run's inference mode with its parameters."""
+        return InferenceConfig.from_options(self.inference_mode, self.inference_options)
 
     def protocol_hash(self) -> str:
         """Identifies the evaluation conditions of the suite: one leaderboard column each."""
@@ -183,6 +202,7 @@ def resolve_suite(
     episodes: int | None = None,
     max_steps: int | None = None,
     tasks: list[str] | None = None,
+    inference: InferenceConfig | None = None,
 ) -> list[RunConfig]:
     """One RunConfig per task of the suite, with CLI overrides applied."""
     if suite_name.startswith(REMOTE_SCHEME) and suite_name not in registry.suites:
@@ -216,6 +236,7 @@ def resolve_suite(
         settle_steps=suite.settle_steps,
     )
     adapters = registry.adapter_steps([policy.name, policy.type], suite.env)
+    inference = inference or InferenceConfig()
     return [
         RunConfig(
             policy=policy,
@@ -226,6 +247,8 @@ def resolve_suite(
             task=task,
             protocol=protocol,
             adapters=adapters,
+            inference_mode=inference.mode,
+            inference_options=inference.options(),
             env_isolation=suite.isolation,
         )
         for task in chosen

@@ -18,6 +18,7 @@ import numpy as np
 from vlabench import api, provenance
 from vlabench.adapt import AdapterPipeline, Compatibility, build_adapters, check
 from vlabench.config import PolicyChoice, RunConfig, resolve_policy, resolve_suite
+from vlabench.inference import InferenceConfig
 from vlabench.plugins import Catalog, missing_requirements, notify_run_finished
 from vlabench.registry import Registry
 from vlabench.rollout import Rollout, RolloutSettings, episode_specs
@@ -115,6 +116,14 @@ def _unavailable(config: RunConfig, catalog: Catalog) -> str | None:
         if missing:
             hint = f"; install with: {spec.install_hint}" if spec.install_hint else ""
             return f"{kind} {spec.name!r} is unavailable: missing {', '.join(missing)}{hint}"
+    inference = config.inference()
+    env_spec = catalog.envs[config.env]
+    if (
+        inference.mode != "sync"
+        and inference.hold == "noop"
+        and env_spec.interface(config.env_options).noop_action is None
+    ):
+        return f"inference hold=noop: env {config.env!r} declares no noop action"
     preflight = catalog.envs[config.env].preflight
     if preflight is None:
         return None
@@ -134,8 +143,12 @@ def plan(
     episodes: int | None = None,
     max_steps: int | None = None,
     tasks: list[str] | None = None,
+    inference: InferenceConfig | None = None,
 ) -> list[Pair]:
-    """Expand policies x suites into pairs of jobs and check each pair once."""
+    """Expand policies x suites into pairs of jobs and check each pair once.
+
+    ``inference`` (default ``sync``) applies to every pair (see :mod:`vlabench.inference`).
+    """
     pairs = []
     for name in policies:
         choice = resolve_policy(name, registry, catalog)
@@ -148,6 +161,7 @@ def plan(
                 episodes=episodes,
                 max_steps=max_steps,
                 tasks=tasks,
+                inference=inference,
             )
             pair = Pair(choice, suite, jobs)
             pair.error = _unavailable(jobs[0], catalog)
@@ -507,10 +521,12 @@ def _settings(
         action_dim=action.shape[-1] if action.shape else None,
         n_obs_steps=policy.interface.n_obs_steps,
         n_action_steps=n_action_steps,
+        chunk_size=policy.interface.chunk_size,
         batch_size=batch_size,
         record_video=video.requested_episodes(),
         video_dir=video.run_directory(config.config_hash()),
-        video_fps=iface.fps,
+        fps=iface.fps,
+        inference=config.inference(),
     )
 
 

@@ -1,10 +1,12 @@
 """The episode loop: several episodes at once, one batched policy call per step.
 
 The core, not the policy, owns each episode's observation history (``n_obs_steps``) and its
-queue of chunked actions (``n_action_steps``). That lets a finished slot take the next episode
-at once, without disturbing the others, and lets every failure stay with its episode: a policy
-or env exception, a non-finite action or an action of the wrong shape fails that episode with a
-recorded reason, never the run. Out-of-bounds actions are clipped and counted.
+queue of chunked actions (``n_action_steps``), scheduled by the run's inference mode
+(:mod:`vlabench.inference`: the world waits for the policy, or it does not). That lets a
+finished slot take the next episode at once, without disturbing the others, and lets every
+failure stay with its episode: a policy or env exception, a non-finite action or an action of
+the wrong shape fails that episode with a recorded reason, never the run. Out-of-bounds
+actions are clipped and counted.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ import numpy as np
 
 from vlabench.adapt import AdapterPipeline
 from vlabench.api import (
+    CHUNK_OBSERVER,
     EPISODE_INDEX_KEY,
     EPISODE_LABELS_KEY,
+    EPISODE_METRICS_KEY,
     EPISODE_STEP_KEY,
     TASK_KEY,
     EpisodeRecord,
     Observation,
     Policy,
 )
+from vlabench.inference import ActionSchedule, InferenceConfig
 
 
 @dataclass(frozen=True)
@@ -54,11 +59,15 @@ class RolloutSettings:
     action_dim: int | None = None
     n_obs_steps: int = 1
     n_action_steps: int = 1
+    chunk_size: int = 1
+    """Actions per predicted chunk (``async`` mode schedules over the whole chunk)."""
     batch_size: int = 1
     record_video: int = 0
     """Record the episodes with index < this as mp4 (see :mod:`vlabench.video`)."""
     video_dir: str | None = None
-    video_fps: float = 10.0
+    fps: float = 10.0
+    """The env's control rate: turns latencies into steps and steps into simulated seconds."""
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
 
 def episode_specs(
@@ -78,8 +87,9 @@ class _Slot:
     env: Any = None
     spec: EpisodeSpec | None = None
     history: deque[Observation] = field(default_factory=deque)
-    queue: deque[np.ndarray] = field(default_factory=deque)
+    schedule: ActionSchedule | None = None
     step: int = 0
+    success_step: int | None = None
     reward_sum: float = 0.0
     success_ever: bool = False
     success_last: bool = False
@@ -90,6 +100,8 @@ class _Slot:
     infos: list[dict[str, Any]] = field(default_factory=list)
     labels: Any = None
     """``info[EPISODE_LABELS_KEY]`` of the latest step (None when absent)."""
+    env_metrics: Any = None
+    """``info[EPISODE_METRICS_KEY]`` of the latest step (None when absent)."""
     video: Any = None
     """A :class:`vlabench.video.VideoWriter` while the episode is recorded."""
 
@@ -103,6 +115,17 @@ def _labels(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _numbers(value: Any) -> dict[str, float]:
+    """An info's episode metrics as ``{str: float}``; non-numbers and non-mappings are dropped."""
+    if not isinstance(value, Mapping):
+        return {}
+    out = {}
+    for key, number in value.items():
+        with contextlib.suppress(TypeError, ValueError):
+            out[str(key)] = float(number)
+    return out
 
 
 def _stack(observations: list[Observation], key: str) -> Any:
@@ -132,17 +155,31 @@ class Rollout:
         self.chunked = callable(getattr(policy, "predict_action_chunk", None)) and (
             policy.interface.chunk_size > 1
         )
+        if not self.chunked:
+            self.chunk_length = 1
+        elif settings.inference.mode == "async":  # LeRobot's async uses the whole chunk
+            self.chunk_length = max(settings.chunk_size, settings.n_action_steps)
+        else:
+            self.chunk_length = settings.n_action_steps
 
     # -- episode lifecycle -------------------------------------------------------------
     def _start(self, slot: _Slot, spec: EpisodeSpec) -> bool:
         """Reset the slot's env for ``spec``; on failure the episode is recorded as failed."""
         slot.spec, slot.step, slot.reward_sum = spec, 0, 0.0
         slot.success_ever = slot.success_last = False
+        slot.success_step = None
         slot.latencies_ms, slot.env_time_s, slot.clipped = [], 0.0, 0
-        slot.queue.clear()
+        settings = self.settings
+        slot.schedule = ActionSchedule(
+            settings.inference,
+            settings.fps,
+            self.chunk_length,
+            None if settings.noop_action is None else np.asarray(settings.noop_action, np.float32),
+            seed=spec.seed,
+        )
         slot.history.clear()
         slot.infos = []
-        slot.labels = None
+        slot.labels = slot.env_metrics = None
         slot.started = time.perf_counter()
         options = {} if spec.init_state_id is None else {"init_state_id": spec.init_state_id}
         try:
@@ -163,7 +200,11 @@ class Rollout:
         spec = slot.spec
         assert spec is not None
         success = slot.success_ever if self.settings.success == "ever" else slot.success_last
-        metrics: dict[str, float] = {}
+        metrics = _numbers(slot.env_metrics)
+        if slot.schedule is not None:
+            metrics.update(slot.schedule.metrics())
+        if slot.success_step is not None:
+            metrics["time_to_success_s"] = slot.success_step / self.settings.fps
         for fn in self.metrics:
             try:
                 metrics.update(fn(slot.infos))
@@ -204,7 +245,7 @@ class Rollout:
         from vlabench import video
 
         path = Path(settings.video_dir) / video.file_name(spec.task, spec.episode_index)
-        slot.video = video.VideoWriter(path, settings.video_fps)
+        slot.video = video.VideoWriter(path, settings.fps)
         self._video_frame(slot, obs)
 
     def _video_frame(self, slot: _Slot, obs: Observation) -> None:
@@ -245,7 +286,7 @@ class Rollout:
         return self.adapters.observation(batch)
 
     def _infer(self, slots: list[_Slot]) -> None:
-        """One policy call for every slot whose action queue is empty."""
+        """One policy call for every slot whose schedule wants a chunk now."""
         try:
             batch = self._batch(slots)
             start = time.perf_counter()
@@ -263,10 +304,9 @@ class Rollout:
             for slot in slots:
                 self._finish(slot, f"policy raised {type(exc).__name__}: {exc}")
             return
-        executed = actions[:, : self.settings.n_action_steps]
-        b, h, a = executed.shape
+        b, h, a = actions.shape
         try:
-            env_actions = self.adapters.action(executed.reshape(b * h, a)).reshape(b, h, -1)
+            env_actions = self.adapters.action(actions.reshape(b * h, a)).reshape(b, h, -1)
         except Exception as exc:
             for slot in slots:
                 self._finish(slot, f"action adapter raised {type(exc).__name__}: {exc}")
@@ -280,16 +320,26 @@ class Rollout:
                     f"(output shape {tuple(np.shape(out))}), the env expects {dim}",
                 )
             return
+        n_used = self.chunk_length
         for slot, chunk in zip(slots, env_actions, strict=True):
             slot.latencies_ms.append(elapsed_ms)
-            if not np.all(np.isfinite(chunk)):
+            if not np.all(np.isfinite(chunk[:n_used])):
                 self._finish(slot, f"policy returned a non-finite action at step {slot.step}")
                 continue
-            slot.queue.extend(chunk)
+            observe = getattr(slot.env, CHUNK_OBSERVER, None)
+            if callable(observe):
+                try:
+                    observe(chunk)
+                except Exception as exc:
+                    self._finish(slot, f"env {CHUNK_OBSERVER} raised {type(exc).__name__}: {exc}")
+                    continue
+            assert slot.schedule is not None
+            slot.schedule.submit(chunk, elapsed_ms)
 
     def _act(self, slot: _Slot) -> None:
-        """Execute the next queued action of ``slot`` and close the episode when it ends."""
-        action = slot.queue.popleft()
+        """Execute this step's action of ``slot`` and close the episode when it ends."""
+        assert slot.schedule is not None
+        action, _ = slot.schedule.next_action()
         low, high = self.settings.action_low, self.settings.action_high
         if low is not None and high is not None:
             clipped = np.clip(action, low, high)
@@ -305,12 +355,16 @@ class Rollout:
         slot.env_time_s += time.perf_counter() - start
         if slot.video is not None:
             self._video_frame(slot, obs)
+        slot.schedule.advance()
         slot.step += 1
         slot.reward_sum += float(reward)
         success = bool(info.get("is_success", False))
+        if success and slot.success_step is None:
+            slot.success_step = slot.step
         slot.success_ever |= success
         slot.success_last = success
         slot.labels = info.get(EPISODE_LABELS_KEY)
+        slot.env_metrics = info.get(EPISODE_METRICS_KEY)
         if self.metrics:
             slot.infos.append(info)
         done = (
@@ -339,11 +393,11 @@ class Rollout:
                 active = [s for s in slots if s.spec is not None]
                 if not active:
                     break
-                hungry = [s for s in active if not s.queue]
+                hungry = [s for s in active if s.schedule.wants_chunk()]  # type: ignore[union-attr]
                 if hungry:
                     self._infer(hungry)
                 for slot in active:
-                    if slot.spec is not None and slot.queue:
+                    if slot.spec is not None:
                         self._act(slot)
         finally:
             for slot in slots:

@@ -3,8 +3,11 @@
 Rules (the README repeats them):
 
 * **rows** are policies as they were run: preset name + policy type + checkpoint (and its
-  hash) + options. Two checkpoints under one preset name are two rows, labelled
-  ``name@<checkpoint hash>`` (or ``name@<config hash>`` when there is no checkpoint hash).
+  hash) + options + inference mode. Two checkpoints under one preset name are two rows,
+  labelled ``name@<checkpoint hash>`` (or ``name@<config hash>`` when there is no checkpoint
+  hash); a run in a latency-aware inference mode is its own row, labelled
+  ``name [async 120ms g=0.5 weighted]`` (see :mod:`vlabench.inference`), so one policy
+  under several modes sits side by side.
 * **columns** are suites (``by="suite"``), tasks (``by="task"``) or task groups
   (``by="group"``: a group is a registry suite of the same env whose task list is a subset
   of a stored column's tasks, shown ``stored suite:group``), one per protocol:
@@ -172,8 +175,11 @@ class Board:
 
 
 # -- policy identity ----------------------------------------------------------------------
-def policy_identity(run: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
-    """What makes a row: (name, type, checkpoint, checkpoint hash, options as JSON)."""
+def policy_identity(run: Mapping[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """What makes a row: (name, type, checkpoint, checkpoint hash, options as JSON, inference).
+
+    ``inference`` is the mode's label (empty for ``sync``).
+    """
     options = json.dumps(run.get("policy_options") or {}, sort_keys=True, default=str)
     return (
         str(run["policy"]),
@@ -181,7 +187,22 @@ def policy_identity(run: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
         str(run.get("checkpoint") or ""),
         str(run.get("checkpoint_hash") or ""),
         options,
+        inference_label(run),
     )
+
+
+def inference_label(run: Mapping[str, Any]) -> str:
+    """The run's inference mode as a short label; empty for ``sync`` (or unreadable)."""
+    from vlabench.inference import InferenceConfig
+
+    mode = str(run.get("inference_mode") or "sync")
+    if mode == "sync":
+        return ""
+    options = (run.get("config") or {}).get("inference_options") or {}
+    try:
+        return InferenceConfig.from_options(mode, options).label()
+    except (TypeError, ValueError):
+        return mode
 
 
 def _short_hash(identity: tuple[str, ...]) -> str:
@@ -193,7 +214,8 @@ def policy_labels(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], st
     by_name: dict[str, set[tuple[str, ...]]] = defaultdict(set)
     for run in runs:
         identity = policy_identity(run)
-        by_name[identity[0]].add(identity)
+        name = f"{identity[0]} [{identity[5]}]" if identity[5] else identity[0]
+        by_name[name].add(identity)
     labels = {}
     for name, identities in by_name.items():
         if len(identities) == 1:
@@ -410,7 +432,7 @@ def build_board(
         low = high = None
         if ok and {columns.index(c.column) for c in ok} == ranked_columns:
             low, high = _row_mean_interval(ok)
-        name, policy_type, checkpoint, checkpoint_hash, options = identities[policy]
+        name, policy_type, checkpoint, checkpoint_hash, options, _ = identities[policy]
         rows.append(
             Row(
                 policy,

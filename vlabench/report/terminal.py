@@ -9,6 +9,7 @@ from vlabench.report.formats import caption, cell_text, rank_text
 
 if TYPE_CHECKING:
     from vlabench.report.compare import Comparison
+    from vlabench.report.latency import LatencyCost
 
 
 def board_table(board: Board) -> Any:
@@ -62,4 +63,46 @@ def comparison_table(comparison: Comparison) -> Any:
             f"{100 * t.difference:+.1f} [{100 * t.low:+.1f}, {100 * t.high:+.1f}]",
             Text(f"{t.p_value:.3g}" + (" *" if t.significant else "")),
         )
+    return table
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def latency_table(costs: list[LatencyCost]) -> Any:
+    """Per policy x suite x mode: success and latency metrics, realtime vs sync (same episodes)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title="what latency cost (realtime mode vs the same episodes in sync)",
+        caption="time to success: mean over successful episodes, in simulated seconds; "
+        "jump: mean L2 distance between consecutive chunks' actions",
+    )
+    headers = ("policy", "suite", "mode", "n", "success %", "to success s", "calls",
+               "idle", "latency ms", "jump")
+    for header in headers:
+        table.add_column(header, justify="left" if header in headers[:3] else "right")
+    for cost in costs:
+        for name, side in (("realtime", cost.realtime), ("sync", cost.sync)):
+            if side is None:
+                table.add_row(
+                    "", "", Text("sync: not stored (run again with --inference sync)"),
+                    style="dim",
+                )
+                continue
+            first = name == "realtime"
+            table.add_row(
+                Text(cost.name if first else ""),
+                Text(cost.suite if first else ""),
+                Text(cost.mode if first else "sync"),
+                str(side.n),
+                f"{100 * side.success_rate:.1f}",
+                _number(side.time_to_success_s, ".2f"),
+                _number(side.inference_calls, ".1f"),
+                _number(side.idle_steps, ".1f"),
+                _number(side.latency_ms, ".1f"),
+                _number(side.discontinuity, ".3f"),
+            )
     return table

@@ -1,0 +1,1 @@
+"""Offline evaluation on LeRobotDatasets (placeholder until the plugin lands)."""

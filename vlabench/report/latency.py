@@ -1,0 +1,140 @@
+"""What latency cost: a run in a realtime inference mode next to the same run in ``sync``.
+
+The reference is the stored run whose config equals the realtime run's except for the
+inference mode (same policy, checkpoint, suite, task and protocol); only episodes that both
+runs have (same index, so same seed and init state) are compared.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vlabench.config import config_hash_of
+from vlabench.report.board import inference_label, policy_identity, policy_labels
+from vlabench.store.models import Episode
+
+if TYPE_CHECKING:
+    from vlabench.store import Store
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    """Episode means of one side: success rate and the latency metrics."""
+
+    n: int
+    success_rate: float
+    time_to_success_s: float | None
+    """Mean over the successful episodes (simulated seconds: steps / fps)."""
+    inference_calls: float | None
+    idle_steps: float | None
+    latency_ms: float | None
+    discontinuity: float | None
+
+
+@dataclass(frozen=True)
+class LatencyCost:
+    """One policy on one suite in one realtime mode, and the same episodes in ``sync``."""
+
+    policy: str
+    """The leaderboard's row label (with the mode)."""
+    name: str
+    """The preset name it was run under."""
+    suite: str
+    mode: str
+    tasks: int
+    realtime: ModeSummary
+    sync: ModeSummary | None
+    """None when no sync run of the same config is stored."""
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize(episodes: Sequence[tuple[bool, dict[str, Any]]]) -> ModeSummary:
+    """``(success, metrics)`` pairs as a :class:`ModeSummary`."""
+
+    def metric(key: str, only_success: bool = False) -> float | None:
+        values = [
+            float(m[key]) for ok, m in episodes if key in m and (ok or not only_success)
+        ]
+        return _mean(values)
+
+    n = len(episodes)
+    return ModeSummary(
+        n=n,
+        success_rate=sum(ok for ok, _ in episodes) / n if n else 0.0,
+        time_to_success_s=metric("time_to_success_s", only_success=True),
+        inference_calls=metric("inference.calls"),
+        idle_steps=metric("inference.idle_steps"),
+        latency_ms=metric("inference.latency_ms"),
+        discontinuity=metric("chunk.discontinuity"),
+    )
+
+
+def _episodes(store: Store, run_ids: Iterable[int]) -> dict[int, dict[int, tuple[bool, dict]]]:
+    ids = sorted(set(run_ids))
+    out: dict[int, dict[int, tuple[bool, dict]]] = defaultdict(dict)
+    query = select(Episode.run_id, Episode.episode_index, Episode.success, Episode.metrics)
+    with Session(store.engine) as session:
+        for start in range(0, len(ids), 500):
+            chunk = query.where(Episode.run_id.in_(ids[start : start + 500]))
+            for run_id, index, success, metrics in session.execute(chunk):
+                out[run_id][index] = (bool(success), dict(metrics or {}))
+    return out
+
+
+def sync_reference(store: Store, run: dict[str, Any]) -> int | None:
+    """The id of the stored ``sync`` run with the same config as ``run``, if any."""
+    config = copy.deepcopy(run.get("config") or {})
+    if not config:
+        return None
+    config["inference_mode"], config["inference_options"] = "sync", {}
+    return store.find_run(config_hash_of(config))
+
+
+def latency_costs(store: Store, run_ids: Sequence[int]) -> list[LatencyCost]:
+    """One entry per (policy, suite, realtime mode) among ``run_ids`` (sync runs are skipped)."""
+    runs = [r for r in (store.get_run(i) for i in run_ids) if r and inference_label(r)]
+    if not runs:
+        return []
+    references = {r["id"]: sync_reference(store, r) for r in runs}
+    episodes = _episodes(store, [*references, *(i for i in references.values() if i)])
+    labels = policy_labels(runs)
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        identity = policy_identity(run)
+        groups[(identity[0], str(run["suite"]), identity[5])].append(run)
+    costs = []
+    for (name, suite, mode), members in groups.items():
+        paired = all(references[r["id"]] is not None for r in members)
+        realtime: list[tuple[bool, dict]] = []
+        sync: list[tuple[bool, dict]] = []
+        for run in members:
+            mine = episodes.get(run["id"], {})
+            if not paired:
+                realtime += mine.values()
+                continue
+            theirs = episodes.get(references[run["id"]], {})  # type: ignore[arg-type]
+            shared = sorted(set(mine) & set(theirs))
+            realtime += [mine[i] for i in shared]
+            sync += [theirs[i] for i in shared]
+        costs.append(
+            LatencyCost(
+                policy=labels[policy_identity(members[0])],
+                name=name,
+                suite=suite,
+                mode=mode,
+                tasks=len({r["task"] for r in members}),
+                realtime=summarize(realtime),
+                sync=summarize(sync) if paired else None,
+            )
+        )
+    return costs
