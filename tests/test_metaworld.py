@@ -55,6 +55,7 @@ def test_interface_features_and_option_errors() -> None:
         "observation.images.topview",
         "task",
         TASK_NAME_KEY,
+        "observation.sim_state",
     ]
     state, env_state = iface.feature("observation.state"), iface.feature(ENV_STATE_KEY)
     assert state is not None and env_state is not None

@@ -27,11 +27,13 @@ from typing import Any
 
 from vlabench import api, hookimpl
 
-from . import expert, tasks
+from . import chunked_expert, expert, tasks
 from .features import (
     ACTION_SPACE,
     ENV_STATE_KEY,
     ENV_STATE_SPACE,
+    SIM_STATE_KEY,
+    SIM_STATE_SPACE,
     STATE_SPACE,
     TASK_NAME_KEY,
     TASK_NAME_SPACE,
@@ -164,6 +166,14 @@ def interface(options: Mapping[str, Any]) -> api.EnvInterface:
         api.Feature(
             TASK_NAME_KEY, "state", None, "str", TASK_NAME_SPACE, description="Meta-World task"
         ),
+        api.Feature(
+            SIM_STATE_KEY,
+            "state",
+            None,
+            "float64",
+            SIM_STATE_SPACE,
+            description="MuJoCo qpos, qvel, mocap pose and goal (only for model-based experts)",
+        ),
     ]
     action = api.Feature(
         api.ACTION_KEY,
@@ -206,6 +216,7 @@ def make(task: str, options: Mapping[str, Any]) -> Any:
         camera_pos=camera_pos(options),
         environment_state=wanted(ENV_STATE_KEY),
         task_name=wanted(TASK_NAME_KEY),
+        sim_state=requested is not None and SIM_STATE_KEY in requested,
     )
 
 
@@ -231,5 +242,5 @@ def vlabench_envs() -> list[api.EnvSpec]:
 
 @hookimpl
 def vlabench_policies() -> list[api.PolicySpec]:
-    """Meta-World's scripted expert for every task."""
-    return [expert.SPEC]
+    """Meta-World's scripted expert for every task, and its chunk-planning variant."""
+    return [expert.SPEC, chunked_expert.SPEC]

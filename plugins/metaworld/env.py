@@ -22,7 +22,7 @@ from gymnasium import spaces
 
 from vlabench import api
 
-from .features import ENV_STATE_KEY, TASK_NAME_KEY, headless_gl, image_key
+from .features import ENV_STATE_KEY, SIM_STATE_KEY, TASK_NAME_KEY, headless_gl, image_key
 
 FLIPPED_CAMERAS = frozenset({"corner", "corner2", "corner3", "corner4"})
 """Cameras whose images come out of Meta-World's model rotated by 180 degrees."""
@@ -50,6 +50,44 @@ def _build_inner(task: str) -> Any:
     return inner
 
 
+def _state_parts(inner: Any) -> list[np.ndarray]:
+    model, data = inner.model, inner.data
+    return [  # resets move bodies and sites in the model too (buttons, drawers, goals)
+        data.qpos, data.qvel, data.mocap_pos, data.mocap_quat,
+        model.body_pos, model.body_quat, model.site_pos,
+    ]
+
+
+def sim_state(inner: Any) -> np.ndarray:
+    """What a copy of the task needs to continue exactly: the MuJoCo state (qpos, qvel,
+    mocap pose), the body and site placements a reset chose, and the goal."""
+    parts = [np.ravel(p) for p in _state_parts(inner)]
+    return np.concatenate([*parts, inner._target_pos]).astype(np.float64)
+
+
+def sim_state_size(inner: Any) -> int:
+    """The length of :func:`sim_state` for ``inner``'s task."""
+    return sum(np.size(p) for p in _state_parts(inner)) + 3
+
+
+def set_sim_state(inner: Any, state: np.ndarray, previous: np.ndarray) -> None:
+    """Put ``inner`` (same task) in :func:`sim_state` ``state``; ``previous`` is the 18-d
+    current-frame part of the last observation (the next one reports it as its past)."""
+    parts = _state_parts(inner)
+    sizes = [np.size(p) for p in parts]
+    if state.size != sum(sizes) + 3:
+        raise ValueError(
+            f"sim state of size {state.size} does not fit this task ({sum(sizes) + 3})"
+        )
+    values = np.split(state, np.cumsum(sizes))
+    for target, value in zip(parts[2:], values[2:-1], strict=True):
+        target[...] = value.reshape(target.shape)
+    inner.set_state(values[0], values[1])  # mj_forward with the placements above
+    inner._target_pos = values[-1].copy()
+    inner._prev_obs = np.asarray(previous, dtype=np.float64).copy()
+    inner.curr_path_length = 0
+
+
 class MetaWorldEnv(gym.Env):
     """One Meta-World v3 task emitting ``observation.state`` (hand xyz + gripper opening),
     ``observation.environment_state`` (the full 39-d observation), one
@@ -73,6 +111,7 @@ class MetaWorldEnv(gym.Env):
         camera_pos: Mapping[str, Sequence[float]] | None = None,
         environment_state: bool = True,
         task_name: bool = True,
+        sim_state: bool = False,
     ) -> None:
         super().__init__()
         self.task = task
@@ -83,6 +122,7 @@ class MetaWorldEnv(gym.Env):
         self.reflections = reflections
         self.emit_environment_state = environment_state
         self.emit_task_name = task_name
+        self.emit_sim_state = sim_state
         self.inner = _build_inner(task)
         self._renderer: Any = None
         self._camera_names = self._model_cameras()
@@ -101,6 +141,9 @@ class MetaWorldEnv(gym.Env):
             observation[ENV_STATE_KEY] = spaces.Box(-np.inf, np.inf, (39,), np.float32)
         if task_name:
             observation[TASK_NAME_KEY] = spaces.Text(max_length=64, charset=string.printable)
+        if sim_state:
+            size = sim_state_size(self.inner)
+            observation[SIM_STATE_KEY] = spaces.Box(-np.inf, np.inf, (size,), np.float64)
         h, w = image_size
         for camera in self.cameras:
             observation[image_key(camera)] = spaces.Box(0, 255, (h, w, 3), np.uint8)
@@ -162,6 +205,8 @@ class MetaWorldEnv(gym.Env):
             obs[ENV_STATE_KEY] = np.asarray(raw, dtype=np.float32)
         if self.emit_task_name:
             obs[TASK_NAME_KEY] = self.task
+        if self.emit_sim_state:
+            obs[SIM_STATE_KEY] = sim_state(self.inner)
         for camera in self.cameras:
             obs[image_key(camera)] = self.render_camera(camera)
         return obs
