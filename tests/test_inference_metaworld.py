@@ -65,6 +65,11 @@ def test_latency_costs_success_in_sync_realtime_and_async_wins_it_back(cli: CLI)
         "chunked_expert [sync-realtime 200ms]",
         "chunked_expert [async 200ms g=0.5 weighted]",
     }
+    compared = json.loads(
+        cli("compare", "chunked_expert", "chunked_expert [sync-realtime 200ms]", "--json").stdout
+    )
+    assert compared["overall"]["pairs"] == 6  # the same episodes in both modes
+    assert compared["overall"]["table"]["only_a"] == sync[0] - realtime_ok[0]
     with cli.store() as store:
         [run] = [r for r in store.run_counts() if r["inference_mode"] == "sync-realtime"][:1]
         episodes = store.episodes(run["id"])
