@@ -24,7 +24,7 @@ from vlabench_plugins.lerobot import hub
 from vlabench import api
 from vlabench.adapt import build_adapters, check
 from vlabench.config import resolve_policy, resolve_suite
-from vlabench.matrix import Runner, plan
+from vlabench.matrix import Runner, plan, policy_request
 from vlabench.plugins import load_catalog
 from vlabench.registry import load_registry
 from vlabench.store import open_store
@@ -108,6 +108,31 @@ def test_checkpoint_runs_on_pusht_and_episodes_are_stored(
     run = store.get_run(result.run_id)
     assert run["checkpoint_hash"].startswith("sha256:")
     assert run["policy_type"] == kind
+
+
+@pytest.mark.parametrize("kind", ["act", "smolvla"])
+def test_lerobot_chunks_run_under_async_inference(world: dict, kind: str, tmp_path: Path) -> None:
+    """A real LeRobot chunk through the async schedule: requested ahead, merged, stored."""
+    from vlabench.inference import InferenceConfig
+
+    inference = InferenceConfig("async", latency="100", chunk_threshold=0.5)
+    with tk.lerobot_offline(world["root"] / "hf"):
+        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        pairs = plan(
+            [f"t_{kind}"], ["tiny_pusht"], world["registry"], world["catalog"],
+            max_steps=12, inference=inference,
+        )
+        [result] = Runner(store, world["catalog"], batch_size=2).run_pairs(pairs)
+    assert result.status == "finished", result.error
+    chunk = world["catalog"].policies[kind].describe(
+        policy_request(pairs[0].jobs[0], world["catalog"])
+    ).chunk_size
+    for episode in store.episodes(result.run_id):
+        assert episode["failure_reason"] is None and episode["steps"] == 12
+        metrics = episode["metrics"]
+        assert metrics["inference.latency_ms"] == 100  # 1 step at PushT's 10 Hz
+        assert metrics["inference.calls"] >= 12 // max(1, chunk // 2)
+    assert store.get_run(result.run_id)["inference_mode"] == "async"
 
 
 def test_describe_reads_features_from_the_config_without_weights(

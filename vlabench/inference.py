@@ -253,6 +253,7 @@ class ActionSchedule:
         self.latencies_ms.append(latency)
         self.delays.append(delay)
         used = np.asarray(chunk)[: self.chunk_length]
+        self.chunk_length = max(1, len(used))  # the threshold is a fraction of real chunks
         self._in_flight = _InFlight(self.step + delay, self.step, used, self.calls)
         self._deliver()
 
