@@ -231,3 +231,14 @@ def test_sync_config_hash_is_unchanged_by_inference_modes(tmp_path) -> None:
     realtime = replace(config, inference_mode="async", inference_options={"latency": "120"})
     other = replace(config, inference_mode="async", inference_options={"latency": "60"})
     assert len({config.config_hash(), realtime.config_hash(), other.config_hash()}) == 3
+
+
+def test_cli_refuses_a_bad_inference_setting_with_the_accepted_forms(cli) -> None:
+    base = ("run", "--policy", "noop", "--suite", "pusht_quick", "-n", "1")
+    out = cli(*base, "--inference", "async", "--latency-ms", "fast", ok=False)
+    assert out.returncode == 2 and "normal:MEAN,STD" in out.stderr + out.stdout
+    out = cli(*base, "--inference", "turbo", ok=False)
+    assert out.returncode == 2 and "sync-realtime" in out.stderr + out.stdout
+    # PushT declares no noop action: holding with it cannot run, and says why
+    out = cli(*base, "--inference", "sync-realtime", "--hold", "noop", ok=False)
+    assert "declares no noop action" in out.stdout + out.stderr
