@@ -242,3 +242,43 @@ def test_cli_refuses_a_bad_inference_setting_with_the_accepted_forms(cli) -> Non
     # PushT declares no noop action: holding with it cannot run, and says why
     out = cli(*base, "--inference", "sync-realtime", "--hold", "noop", ok=False)
     assert "declares no noop action" in out.stdout + out.stderr
+
+
+def _run_batch(policy, settings: RolloutSettings, episodes: int) -> list[api.EpisodeRecord]:
+    records: list[api.EpisodeRecord] = []
+    Rollout(RecorderEnv, policy, settings, records.append).run(
+        episode_specs("t", range(episodes), 0, None)
+    )
+    return sorted(records, key=lambda r: r.episode_index)
+
+
+@pytest.mark.parametrize("bounded", [True, False])
+def test_a_non_finite_action_fails_only_its_episode(bounded: bool) -> None:
+    class NaNForOddEpisodes(StepChunkPolicy):
+        def predict_action_chunk(self, batch):
+            out = super().predict_action_chunk(batch)
+            out[np.asarray(batch[api.EPISODE_INDEX_KEY]) % 2 == 1, 1] = np.nan
+            return out
+
+    bounds = dict(action_low=np.array([-1e9], np.float32), action_high=np.array([1e9], np.float32))
+    settings = RolloutSettings(
+        max_steps=6, n_action_steps=3, chunk_size=3, batch_size=2, action_dim=1,
+        **(bounds if bounded else {}),
+    )
+    even, odd = _run_batch(NaNForOddEpisodes(3), settings, 2)
+    assert even.failure_reason is None and even.steps == 6
+    assert odd.failure_reason == "policy returned a non-finite action at step 0"
+
+
+def test_out_of_bounds_actions_are_clipped_and_counted_once_executed() -> None:
+    settings = RolloutSettings(
+        max_steps=12, n_action_steps=4, chunk_size=4, action_dim=1,
+        action_low=np.array([0.0], np.float32), action_high=np.array([150.0], np.float32),
+    )
+    env = RecorderEnv()
+    records: list[api.EpisodeRecord] = []
+    Rollout(lambda: env, StepChunkPolicy(4), settings, records.append).run(
+        episode_specs("t", [0], 0, None)
+    )
+    assert env.actions == [0, 1, 2, 3, *[150.0] * 8]
+    assert records[0].clipped_actions == 8

@@ -38,6 +38,7 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -188,11 +189,16 @@ def delay_steps(latency_ms: float, fps: float) -> int:
 
 
 # -- the per-episode schedule ---------------------------------------------------------------
+_Entry = tuple[np.ndarray, int, bool]
+"""A queued action: the action, the id of the chunk it came from, whether it was clipped."""
+
+
 @dataclass
 class _InFlight:
     ready_at: int
     origin: int
     chunk: np.ndarray
+    clipped: np.ndarray
     chunk_id: int
 
 
@@ -203,13 +209,14 @@ class ActionSchedule:
     Per step the rollout asks :meth:`wants_chunk`; if so it calls the policy on the current
     observation and hands the chunk to :meth:`submit` with the call's measured latency; then
     it executes :meth:`next_action` and calls :meth:`advance`. :meth:`metrics` summarises the
-    episode (calls, idle steps, latencies, chunk-boundary jumps).
+    episode (calls, idle steps, latencies, chunk-boundary jumps). Every call is O(1) but the
+    arrival of a chunk, so ``sync`` costs next to nothing per step.
     """
 
     config: InferenceConfig
     fps: float
     chunk_length: int
-    """Actions of each chunk that are used (the policy's ``n_action_steps``)."""
+    """Actions of each chunk that are used (``n_action_steps``; async: the chunk size)."""
     noop: np.ndarray | None = None
     seed: int = 0
     step: int = 0
@@ -218,43 +225,51 @@ class ActionSchedule:
     latencies_ms: list[float] = field(default_factory=list)
     delays: list[int] = field(default_factory=list)
     jumps: list[float] = field(default_factory=list)
-    _queue: deque[tuple[np.ndarray, int]] = field(default_factory=deque)
+    _queue: deque[_Entry] = field(default_factory=deque)
     _in_flight: _InFlight | None = None
-    _last: tuple[np.ndarray, int] | None = None
+    _last: _Entry | None = None
     _latency: LatencyModel = field(default_factory=LatencyModel)
     _rng: np.random.Generator | None = None
 
     def __post_init__(self) -> None:
         self._latency = LatencyModel.parse(self.config.latency)
-        self._rng = np.random.default_rng(self.seed)
+        self._sync = self.config.mode == "sync"
+        self._async = self.config.mode == "async"
+        self._track_jumps = self.chunk_length > 1  # per-step policies have no chunk boundary
         self.chunk_length = max(1, int(self.chunk_length))
-        if self.config.hold == "noop" and self.noop is None and self.config.mode != "sync":
+        if self.config.hold == "noop" and self.noop is None and not self._sync:
             raise ValueError("hold='noop' needs an env that declares a noop action")
 
     # -- when to call the policy ---------------------------------------------------------
     def wants_chunk(self) -> bool:
         """Whether the policy should be called on this step's observation."""
-        self._deliver()
         if self._in_flight is not None:
-            return False
-        if self.config.mode == "async":
-            return len(self._queue) / self.chunk_length <= self.config.chunk_threshold
+            self._deliver()
+            if self._in_flight is not None:
+                return False
+        if self._async:
+            return len(self._queue) <= self.config.chunk_threshold * self.chunk_length
         return not self._queue
 
-    def submit(self, chunk: np.ndarray, measured_ms: float) -> None:
-        """A chunk ``(H, A)`` computed from this step's observation; ``measured_ms`` it took."""
-        assert self._rng is not None
-        latency = self._latency.sample(measured_ms, self._rng)
-        if self.config.mode == "sync" or self.calls == 0:
-            delay = 0  # the world waits (sync), and every episode awaits its first chunk
-        else:
-            delay = delay_steps(latency, self.fps)
+    def submit(self, chunk: np.ndarray, clipped: np.ndarray, measured_ms: float) -> None:
+        """A chunk ``(H, A)`` computed from this step's observation (``clipped``: ``(H,)``,
+        which actions were out of bounds); ``measured_ms``: what the call took."""
         self.calls += 1
+        chunk, clipped = chunk[: self.chunk_length], clipped[: self.chunk_length]
+        self.chunk_length = max(1, len(chunk))  # the threshold is a fraction of real chunks
+        if self._sync:  # the world waits: the chunk runs from now, nothing to schedule
+            self.latencies_ms.append(measured_ms)
+            self.delays.append(0)
+            self._queue.extend(zip(chunk, repeat(self.calls), clipped.tolist(), strict=False))
+            return
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        latency = self._latency.sample(measured_ms, self._rng)
+        # every episode awaits its first chunk: the robot starts when it is there
+        delay = 0 if self.calls == 1 else delay_steps(latency, self.fps)
         self.latencies_ms.append(latency)
         self.delays.append(delay)
-        used = np.asarray(chunk)[: self.chunk_length]
-        self.chunk_length = max(1, len(used))  # the threshold is a fraction of real chunks
-        self._in_flight = _InFlight(self.step + delay, self.step, used, self.calls)
+        self._in_flight = _InFlight(self.step + delay, self.step, chunk, clipped, self.calls)
         self._deliver()
 
     def _deliver(self) -> None:
@@ -262,30 +277,34 @@ class ActionSchedule:
         if flight is None or flight.ready_at > self.step:
             return
         self._in_flight = None
-        if self.config.mode != "async":  # runs from its first action, whatever the delay
-            self._queue.extend((a, flight.chunk_id) for a in flight.chunk)
+        entries = zip(flight.chunk, repeat(flight.chunk_id), flight.clipped.tolist(), strict=False)
+        if not self._async:  # runs from its first action, whatever the delay
+            self._queue.extend(entries)
             return
+        fresh = list(entries)[self.step - flight.origin :]  # actions for passed steps: dropped
         merge = AGGREGATES[self.config.aggregate]
-        fresh = flight.chunk[self.step - flight.origin :]  # actions for passed steps: dropped
         queued = list(self._queue)
         merged = [
-            (merge(old, new), flight.chunk_id)
-            for (old, _), new in zip(queued, fresh, strict=False)
+            (merge(old, new), chunk_id, old_clipped or new_clipped)
+            for (old, _, old_clipped), (new, chunk_id, new_clipped) in zip(
+                queued, fresh, strict=False
+            )
         ]
-        merged += queued[len(fresh) :]
-        merged += [(a, flight.chunk_id) for a in fresh[len(queued) :]]
-        self._queue = deque(merged)
+        self._queue = deque(merged + queued[len(fresh) :] + fresh[len(queued) :])
 
     # -- what to execute ------------------------------------------------------------------
     def next_action(self) -> tuple[np.ndarray, bool]:
-        """This step's action and whether it is fresh (False: the robot holds)."""
-        self._deliver()
+        """This step's action and whether it was clipped (a held action counts as not)."""
+        if self._in_flight is not None:
+            self._deliver()
         if self._queue:
-            action, chunk_id = self._queue.popleft()
-            if self._last is not None and chunk_id != self._last[1]:
-                self.jumps.append(float(np.linalg.norm(action - self._last[0])))
-            self._last = (action, chunk_id)
-            return action, True
+            entry = self._queue.popleft()
+            last = self._last
+            if self._track_jumps and last is not None and entry[1] != last[1]:
+                jump = entry[0] - last[0]
+                self.jumps.append(math.sqrt(float(np.dot(jump, jump))))
+            self._last = entry
+            return entry[0], entry[2]
         self.idle_steps += 1
         if self.config.hold == "noop" and self.noop is not None:
             return self.noop, False
@@ -298,7 +317,8 @@ class ActionSchedule:
         self.step += 1
 
     def metrics(self) -> dict[str, float]:
-        """Per-episode numbers (``inference.*``, ``chunk.discontinuity`` when defined)."""
+        """Per-episode numbers (``inference.*``; ``chunk.discontinuity`` for chunking
+        policies with at least one chunk boundary)."""
         out = {
             "inference.calls": float(self.calls),
             "inference.idle_steps": float(self.idle_steps),

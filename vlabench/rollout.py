@@ -276,11 +276,15 @@ class Rollout:
         n_obs = self.settings.n_obs_steps
         first = slots[0].history[-1]
         batch: dict[str, Any] = {}
-        for key in first:
-            if n_obs == 1 or key == TASK_KEY:
-                batch[key] = _stack([s.history[-1] for s in slots], key)
-            else:
-                batch[key] = np.stack([_stack(list(s.history), key) for s in slots])
+        if n_obs == 1 and len(slots) == 1:  # the common case: views, no copies
+            for key, value in first.items():
+                batch[key] = [value] if key == TASK_KEY else np.asarray(value)[None]
+        else:
+            for key in first:
+                if n_obs == 1 or key == TASK_KEY:
+                    batch[key] = _stack([s.history[-1] for s in slots], key)
+                else:
+                    batch[key] = np.stack([_stack(list(s.history), key) for s in slots])
         batch[EPISODE_INDEX_KEY] = np.array([s.spec.episode_index for s in slots], np.int64)
         batch[EPISODE_STEP_KEY] = np.array([s.step for s in slots], np.int64)
         return self.adapters.observation(batch)
@@ -306,7 +310,9 @@ class Rollout:
             return
         b, h, a = actions.shape
         try:
-            env_actions = self.adapters.action(actions.reshape(b * h, a)).reshape(b, h, -1)
+            env_actions = actions
+            if self.adapters.adapters:
+                env_actions = self.adapters.action(actions.reshape(b * h, a)).reshape(b, h, -1)
         except Exception as exc:
             for slot in slots:
                 self._finish(slot, f"action adapter raised {type(exc).__name__}: {exc}")
@@ -320,10 +326,12 @@ class Rollout:
                     f"(output shape {tuple(np.shape(out))}), the env expects {dim}",
                 )
             return
-        n_used = self.chunk_length
-        for slot, chunk in zip(slots, env_actions, strict=True):
+        used = env_actions[:, : self.chunk_length]
+        executable, clipped = self._clip(used)
+        finite = not clipped.any() or bool(np.isfinite(used).all())  # NaN counts as clipped
+        for slot, chunk, action, flags in zip(slots, env_actions, executable, clipped, strict=True):
             slot.latencies_ms.append(elapsed_ms)
-            if not np.all(np.isfinite(chunk[:n_used])):
+            if not finite and not np.isfinite(action).all():
                 self._finish(slot, f"policy returned a non-finite action at step {slot.step}")
                 continue
             observe = getattr(slot.env, CHUNK_OBSERVER, None)
@@ -334,18 +342,22 @@ class Rollout:
                     self._finish(slot, f"env {CHUNK_OBSERVER} raised {type(exc).__name__}: {exc}")
                     continue
             assert slot.schedule is not None
-            slot.schedule.submit(chunk, elapsed_ms)
+            slot.schedule.submit(action, flags, elapsed_ms)
+
+    def _clip(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, H, A)`` actions within the env's bounds, and ``(B, H)``: which were outside
+        (non-finite actions always count as outside)."""
+        low, high = self.settings.action_low, self.settings.action_high
+        if low is None or high is None:
+            return actions, ~np.isfinite(actions).all(axis=-1)
+        inside = np.minimum(np.maximum(actions, low), high)  # np.clip's overhead is 2x
+        return inside, (inside != actions).any(axis=-1)
 
     def _act(self, slot: _Slot) -> None:
         """Execute this step's action of ``slot`` and close the episode when it ends."""
         assert slot.schedule is not None
-        action, _ = slot.schedule.next_action()
-        low, high = self.settings.action_low, self.settings.action_high
-        if low is not None and high is not None:
-            clipped = np.clip(action, low, high)
-            if not np.array_equal(clipped, action):
-                slot.clipped += 1
-            action = clipped
+        action, clipped = slot.schedule.next_action()
+        slot.clipped += clipped
         start = time.perf_counter()
         try:
             obs, reward, terminated, truncated, info = slot.env.step(action)
