@@ -3,8 +3,12 @@
 Options (exactly one): ``actions`` — a list of actions ``(T, A)`` used for every episode;
 ``episodes`` — a list of such lists, episode ``i`` plays ``episodes[i % len(episodes)]``;
 ``path`` — a ``.npy`` file holding ``(T, A)`` or ``(E, T, A)``, or a ``.json`` file holding
-either list (or an object with an ``actions`` or ``episodes`` key). At step ``t`` an episode
-emits its ``actions[min(t, T - 1)]``: the last action is held after the recording ends.
+either list (or an object with an ``actions`` or ``episodes`` key); ``dataset`` — a
+LeRobotDataset (directory or hub id, v3.0) with ``dataset_episodes`` (episode indices, ints or
+``"a:b"`` ranges; default all): episode ``i`` plays the recorded actions of dataset episode
+``dataset_episodes[i % n]`` (e.g. into a simulator whose init states match the recording, as a
+check of env and dataset together). At step ``t`` an episode emits its
+``actions[min(t, T - 1)]``: the last action is held after the recording ends.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from vlabench import api
 
 from ._common import action_dim, action_feature, episode_keys
 
-SOURCES = ("actions", "episodes", "path")
+SOURCES = ("actions", "episodes", "path", "dataset")
 
 
 def _as_actions(value: Any, dim: int, where: str) -> np.ndarray:
@@ -86,8 +90,8 @@ def load_episodes(options: Mapping[str, Any], action: api.Feature) -> list[np.nd
     given = [key for key in SOURCES if options.get(key) is not None]
     if len(given) != 1:
         raise ValueError(
-            "replay policy needs exactly one of the options 'actions', 'episodes', 'path'; "
-            f"got {given or 'none'}"
+            "replay policy needs exactly one of the options 'actions', 'episodes', 'path', "
+            f"'dataset'; got {given or 'none'}"
         )
     dim = action_dim(action)
     source = given[0]
@@ -95,7 +99,27 @@ def load_episodes(options: Mapping[str, Any], action: api.Feature) -> list[np.nd
         return [_as_actions(options["actions"], dim, "option 'actions'")]
     if source == "episodes":
         return _as_episodes(options["episodes"], dim, "option 'episodes'")
+    if source == "dataset":
+        return _from_dataset(options, dim)
     return _from_file(str(options["path"]), dim)
+
+
+def _from_dataset(options: Mapping[str, Any], dim: int) -> list[np.ndarray]:
+    """Recorded actions of ``dataset_episodes`` of the LeRobotDataset ``dataset``."""
+    from vlabench_plugins.dataset import env as dataset_env
+    from vlabench_plugins.dataset import source
+
+    src = source.resolve(options)
+    episodes = options.get("dataset_episodes")
+    total = None
+    if episodes is None:
+        total = int(source.read_info(src)["total_episodes"])
+    indices = dataset_env.parse_split(episodes, total)
+    actions = source.episode_actions(src, indices)
+    where = f"option 'dataset' ({src.where})"
+    return [
+        _as_actions(a, dim, f"{where} episode {e}") for a, e in zip(actions, indices, strict=True)
+    ]
 
 
 def describe(request: api.PolicyRequest) -> api.PolicyInterface:
@@ -146,7 +170,8 @@ def load(request: api.PolicyRequest) -> ReplayPolicy:
 
 SPEC = api.PolicySpec(
     name="replay",
-    description="Replay recorded actions (options: actions | episodes | path to .npy/.json).",
+    description="Replay recorded actions (options: actions | episodes | path to .npy/.json | "
+    "dataset + dataset_episodes).",
     load=load,
     describe=describe,
     fingerprint=fingerprint,

@@ -24,6 +24,14 @@ Rules (the README repeats them):
   same rule on the row mean (mean of its column rates, with a MOVER interval built from
   the cells' intervals, see :func:`vlabench.stats.mover_mean_interval`); only rows with
   results in every column are ranked overall.
+* **metric columns** (open-loop evaluation on datasets): a run whose env declares
+  ``metric_columns`` (``EnvSpec.metric_columns``, passed in as ``metric_columns`` env ->
+  names; :func:`board_from_store` takes them from the plugin catalog) gets, instead of a
+  success column, one column per metric, labelled ``suite metric`` (``so100_x mse_norm``).
+  Its cell is the mean of the metric over the episodes that carry it, with a 95% percentile
+  bootstrap interval over episodes; lower is better, so a cell's rank is 1 + the number of
+  cells whose interval lies entirely below its own. Metric columns never enter the row mean,
+  nor the overall rank, which stay about success rates.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ class Column:
     label: str
     task: str | None = None
     group: str | None = None
+    metric: str | None = None
+    """Set for a metric column: the episode metric shown (lower is better), not a success rate."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +114,17 @@ class Cell:
     tied: bool = False
     task_results: tuple[TaskResult, ...] = ()
     run_ids: tuple[int, ...] = ()
+    value: float | None = None
+    """Metric columns: the metric's mean over episodes (``rate`` is None there, the interval
+    is in ``ci_low``/``ci_high``)."""
 
     @property
     def suite(self) -> str:
         return self.column.suite
+
+    @property
+    def metric(self) -> str | None:
+        return self.column.metric
 
 
 @dataclass(frozen=True)
@@ -230,15 +247,32 @@ def policy_labels(runs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, ...], st
 
 
 # -- columns --------------------------------------------------------------------------------
-def _label_columns(names: Mapping[tuple[str, str, str], str], by: str = "suite") -> list[Column]:
-    """Columns for (suite, task or group, protocol_hash) keys ("" when by suite)."""
+def metric_label(metric: str) -> str:
+    """A metric's short name in column labels: ``open_loop.mse_norm`` -> ``mse_norm``."""
+    return metric.split(".", 1)[-1]
+
+
+def _label_columns(
+    names: Mapping[tuple[str, str, str, str], str],
+    by: str = "suite",
+    metric_order: Sequence[str] = (),
+) -> list[Column]:
+    """Columns for (suite, task or group, protocol_hash, metric) keys ("" when by suite).
+
+    Metric columns of one place follow ``metric_order`` (the env's declaration).
+    """
     by_place: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for suite, task, protocol_hash in sorted(names):
-        by_place[(suite, task)].append(protocol_hash)
+    metrics: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for suite, task, protocol_hash, metric in sorted(names):
+        if protocol_hash not in by_place[(suite, task)]:
+            by_place[(suite, task)].append(protocol_hash)
+        metrics[(suite, task, protocol_hash)].append(metric)
     columns = []
     for (suite, task), hashes in by_place.items():
         base = f"{suite}{':' if by == 'group' else '/'}{task}" if task else suite
-        place_names = [names[(suite, task, h)] for h in hashes]
+        place_names = [
+            names[(suite, task, h, metrics[(suite, task, h)][0])] for h in hashes
+        ]
         for protocol_hash, name in zip(hashes, place_names, strict=True):
             if len(hashes) == 1:
                 label = base
@@ -247,11 +281,23 @@ def _label_columns(names: Mapping[tuple[str, str, str], str], by: str = "suite")
             else:
                 label = f"{base} [{protocol_hash[:6]}]"
             part = task or None
-            if by == "group":
-                columns.append(Column(suite, protocol_hash, name, label, group=part))
-            else:
-                columns.append(Column(suite, protocol_hash, name, label, part))
-    return sorted(columns, key=lambda c: (c.suite, c.task or c.group or "", c.label))
+            for metric in metrics[(suite, task, protocol_hash)]:
+                shown = f"{label} {metric_label(metric)}" if metric else label
+                if by == "group":
+                    columns.append(
+                        Column(suite, protocol_hash, name, shown, group=part, metric=metric or None)
+                    )
+                else:
+                    columns.append(
+                        Column(suite, protocol_hash, name, shown, part, metric=metric or None)
+                    )
+    order = {m: i for i, m in enumerate(metric_order)}
+
+    def key(c: Column) -> tuple:
+        base = c.label[: -len(metric_label(c.metric)) - 1] if c.metric else c.label
+        return (c.suite, c.task or c.group or "", base, order.get(c.metric or "", -1), c.label)
+
+    return sorted(columns, key=key)
 
 
 def _group_keys(runs: Sequence[Mapping[str, Any]], groups: Groups) -> dict[int, list[str]]:
@@ -349,6 +395,61 @@ def _cell(
     return Cell(rate=rate, ci_low=low, ci_high=high, status="ok", **common)
 
 
+def mean_interval(
+    values: Sequence[float], confidence: float = 0.95, n_boot: int = stats.DEFAULT_BOOTSTRAP
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (episodes), seed 0."""
+    import numpy as np
+
+    data = np.asarray(values, dtype=np.float64)
+    if len(data) == 1:
+        return float(data[0]), float(data[0])
+    rng = np.random.default_rng(stats.DEFAULT_SEED)
+    means = data[rng.integers(0, len(data), size=(n_boot, len(data)))].mean(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def _metric_cell(
+    policy: str,
+    column: Column,
+    runs: list[Mapping[str, Any]],
+    values: Mapping[int, Mapping[str, Sequence[float]]],
+    conf: float,
+) -> Cell:
+    """A metric column's cell: the metric's episode mean and bootstrap interval."""
+    import math
+
+    metric = column.metric or ""
+    pooled = [
+        float(v)
+        for run in runs
+        for v in values.get(int(run.get("id", -1)), {}).get(metric, ())
+        if v is not None and math.isfinite(float(v))
+    ]
+    common = dict(
+        policy=policy,
+        column=column,
+        n=len(pooled),
+        successes=0,
+        errors=sum(int(r.get("errors") or 0) for r in runs),
+        tasks=len({str(r["task"]) for r in runs}),
+        runs=len(runs),
+        run_ids=tuple(sorted(int(r["id"]) for r in runs if "id" in r)),
+    )
+    if not pooled:
+        status, reason = _empty_status(runs)
+        if status == "empty" and any(r.get("n") for r in runs):
+            reason = f"no episode carries the metric {metric}"
+        return Cell(rate=None, ci_low=None, ci_high=None, status=status, reason=reason, **common)
+    low, high = mean_interval(pooled, conf)
+    return Cell(
+        rate=None, ci_low=low, ci_high=high, status="ok", value=sum(pooled) / len(pooled),
+        **common,
+    )
+
+
 # -- ranks ----------------------------------------------------------------------------------
 def separated_ranks(intervals: Sequence[tuple[float, float]]) -> list[tuple[int, bool]]:
     """``(rank, tied)`` for each interval: rank = 1 + how many intervals lie entirely above.
@@ -366,7 +467,11 @@ def _rank_cells(slots: dict[str, list[Cell | None]], n_columns: int) -> None:
             for policy, cells in slots.items()
             if cells[i] is not None and cells[i].status == "ok"
         ]
-        ranks = separated_ranks([(c.ci_low, c.ci_high) for _, c in ok])  # type: ignore[misc]
+        if ok and ok[0][1].column.metric:  # type: ignore[union-attr]  # lower is better
+            flipped = [(-c.ci_high, -c.ci_low) for _, c in ok]  # type: ignore[operator,union-attr]
+            ranks = separated_ranks(flipped)
+        else:
+            ranks = separated_ranks([(c.ci_low, c.ci_high) for _, c in ok])  # type: ignore[misc]
         for (policy, cell), (rank, tied) in zip(ok, ranks, strict=True):
             slots[policy][i] = replace(cell, rank=rank, tied=tied)  # type: ignore[arg-type]
 
@@ -385,12 +490,16 @@ def build_board(
     confidence: float = 0.95,
     episodes: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
     groups: Groups | None = None,
+    metric_columns: Mapping[str, Sequence[str]] | None = None,
+    metric_values: Mapping[int, Mapping[str, Sequence[float]]] | None = None,
     **filters: str,
 ) -> Board:
     """A board from run dicts with episode counts (``reads.run_counts`` rows).
 
     ``by="group"`` needs ``groups`` (name -> (env, tasks)); a run in several groups counts
-    in each of their columns, and runs in none are left out.
+    in each of their columns, and runs in none are left out. ``metric_columns`` (env name ->
+    metric names) turns the runs of those envs into metric columns, filled from
+    ``metric_values`` (run id -> metric -> per-episode values).
     """
     if by not in GROUPINGS:
         raise ValueError(f"board columns must be one of {GROUPINGS}, got by={by!r}")
@@ -399,35 +508,44 @@ def build_board(
     runs = list(runs)
     labels = policy_labels(runs)
     identities: dict[str, tuple[str, ...]] = {}
-    pooled: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    names: dict[tuple[str, str, str], str] = {}
+    pooled: dict[tuple[str, str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    names: dict[tuple[str, str, str, str], str] = {}
+    metric_columns = metric_columns or {}
     in_groups = _group_keys(runs, groups or {}) if by == "group" else {}
     for i, run in enumerate(runs):
         identity = policy_identity(run)
         policy = labels[identity]
         identities[policy] = identity
         parts = in_groups[i] if by == "group" else [str(run["task"]) if by == "task" else ""]
+        metrics = tuple(metric_columns.get(str(run.get("env") or ""), ())) or ("",)
         for part in parts:
-            key = (str(run["suite"]), part, run["protocol_hash"])
-            pooled[(policy, *key)].append(run)
-            names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
-    columns = _label_columns(names, by)
+            for metric in metrics:
+                key = (str(run["suite"]), part, run["protocol_hash"], metric)
+                pooled[(policy, *key)].append(run)
+                names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
+    order = list(dict.fromkeys(m for names_ in metric_columns.values() for m in names_))
+    columns = _label_columns(names, by, order)
     index = {
-        (c.suite, c.task or c.group or "", c.protocol_hash): i for i, c in enumerate(columns)
+        (c.suite, c.task or c.group or "", c.protocol_hash, c.metric or ""): i
+        for i, c in enumerate(columns)
     }
     slots: dict[str, list[Cell | None]] = {}
-    for (policy, suite, task, protocol_hash), group in pooled.items():
-        i = index[(suite, task, protocol_hash)]
-        cell = _cell(policy, columns[i], group, interval, confidence)
+    for (policy, suite, task, protocol_hash, metric), group in pooled.items():
+        i = index[(suite, task, protocol_hash, metric)]
+        if metric:
+            cell = _metric_cell(policy, columns[i], group, metric_values or {}, confidence)
+        else:
+            cell = _cell(policy, columns[i], group, interval, confidence)
         slots.setdefault(policy, [None] * len(columns))[i] = cell
     _rank_cells(slots, len(columns))
     ranked_columns = {
         i for i in range(len(columns)) for cells in slots.values()
         if cells[i] is not None and cells[i].status == "ok"  # type: ignore[union-attr]
+        and not columns[i].metric
     }
     rows = []
     for policy, cells in slots.items():
-        ok = [c for c in cells if c is not None and c.status == "ok"]
+        ok = [c for c in cells if c is not None and c.status == "ok" and not c.column.metric]
         mean = sum(c.rate for c in ok) / len(ok) if ok else None  # type: ignore[misc]
         low = high = None
         if ok and {columns.index(c.column) for c in ok} == ranked_columns:
@@ -448,7 +566,7 @@ def build_board(
             )
         )
     ranked = [i for i, r in enumerate(rows) if r.mean_low is not None]
-    if len(columns) == 1:
+    if len(ranked_columns) == 1 and len(columns) == 1:
         for i in ranked:
             cell = rows[i].cells[0]
             assert cell is not None
@@ -508,6 +626,7 @@ def board_from_store(
     confidence: float = 0.95,
     episodes: bool = False,
     groups: Groups | None = None,
+    metric_columns: Mapping[str, Sequence[str]] | None = None,
 ) -> Board:
     """The leaderboard of everything in ``store`` matching the filters.
 
@@ -515,6 +634,8 @@ def board_from_store(
     matches a protocol name or hash prefix; ``since``/``until`` bound the runs' creation
     time. ``episodes=True`` also loads every episode (for drill-downs and video links).
     ``groups`` (name -> (env, tasks), e.g. from the registry) defines ``by="group"`` columns.
+    ``metric_columns`` (env -> metric names) defaults to the loaded plugins' declarations
+    (``EnvSpec.metric_columns``) for the envs of the stored runs.
     """
     from vlabench.store import reads
 
@@ -522,6 +643,15 @@ def board_from_store(
         store, policy=policy, suite=suite, env=env, protocol=protocol, since=since, until=until
     )
     loaded = reads.episodes_by_run(store, [r["id"] for r in runs]) if episodes else {}
+    envs = {str(r.get("env") or "") for r in runs}
+    if metric_columns is None:
+        metric_columns = declared_metric_columns(envs) if runs else {}
+    metric_columns = {e: tuple(m) for e, m in metric_columns.items() if e in envs and m}
+    metric_values = reads.episode_metrics(
+        store,
+        [int(r["id"]) for r in runs if str(r.get("env") or "") in metric_columns],
+        sorted({m for names in metric_columns.values() for m in names}),
+    )
     filters = {
         "suite": _joined(suite),
         "env": _joined(env),
@@ -537,5 +667,23 @@ def board_from_store(
         confidence=confidence,
         episodes=loaded,
         groups=groups,
+        metric_columns=metric_columns,
+        metric_values=metric_values,
         **filters,
     )
+
+
+def declared_metric_columns(envs: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """``EnvSpec.metric_columns`` of the loaded plugins' envs among ``envs`` (none on error)."""
+    envs = set(envs)
+    try:
+        from vlabench.plugins import catalog
+
+        specs = catalog().envs
+    except Exception:  # a report must not fail because a plugin does
+        return {}
+    return {
+        name: tuple(spec.metric_columns)
+        for name, spec in specs.items()
+        if name in envs and spec.metric_columns
+    }

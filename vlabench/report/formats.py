@@ -1,6 +1,8 @@
 """Text exports of a board: csv (one line per cell), json (everything), markdown.
 
-Rates and interval bounds are fractions (0..1) in json and csv, percentages elsewhere.
+Rates and interval bounds are fractions (0..1) in json and csv, percentages elsewhere. Metric
+columns (open-loop errors, lower is better) show the metric's mean and interval in its own
+units; in json and csv their cells carry ``metric`` and ``value`` and no ``success_rate``.
 The json carries the full metadata of every run behind the board (config and its hash,
 protocol and its hash, versions, host, git sha, timestamps), so a published number can be
 traced to what produced it.
@@ -34,6 +36,8 @@ FIELDS = (
     "status",
     "reason",
 )
+METRIC_FIELDS = ("metric", "value")
+"""Extra csv fields, present when the board has metric columns."""
 MISSING = "—"
 
 
@@ -50,15 +54,21 @@ def rank_text(rank: int | None, tied: bool) -> str:
 
 def caption(board: Board) -> str:
     """What the numbers mean, for every human-readable format."""
-    return (
+    text = (
         f"success % [{board.interval_label}] n=episodes; rank only where intervals "
         "separate (=k: tied); a column is one protocol"
     )
+    if any(c.metric for c in board.columns):
+        text += (
+            "; metric columns (suite metric): mean over episodes [95% bootstrap interval], "
+            "lower is better, not in the row mean"
+        )
+    return text
 
 
 def cell_record(cell: Cell) -> dict[str, Any]:
-    """One cell as a flat dict with the keys of :data:`FIELDS`."""
-    return {
+    """One cell as a flat dict with the keys of :data:`FIELDS` (+ metric fields if a metric)."""
+    record = {
         "policy": cell.policy,
         "suite": cell.column.suite,
         "task": cell.column.task,
@@ -76,6 +86,9 @@ def cell_record(cell: Cell) -> dict[str, Any]:
         "status": cell.status,
         "reason": cell.reason,
     }
+    if cell.column.metric:
+        record.update(metric=cell.column.metric, value=_round(cell.value))
+    return record
 
 
 def task_record(task: TaskResult) -> dict[str, Any]:
@@ -124,6 +137,7 @@ def to_json(board: Board) -> str:
                 "task": c.task,
                 "protocol": c.protocol,
                 "protocol_hash": c.protocol_hash,
+                **({"metric": c.metric} if c.metric else {}),
             }
             for c in board.columns
         ],
@@ -141,7 +155,8 @@ def to_json(board: Board) -> str:
 def to_csv(board: Board) -> str:
     """One line per cell (long format), header :data:`FIELDS`."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    fields = FIELDS + METRIC_FIELDS if any(c.metric for c in board.columns) else FIELDS
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")
     writer.writeheader()
     for cell in board.cells:
         writer.writerow({k: "" if v is None else v for k, v in cell_record(cell).items()})
@@ -156,6 +171,9 @@ def cell_text(cell: Cell | None) -> str:
     """``62.0 [49.6, 73.0] n=50``, ``incompatible: reason``, ``running`` or ``—``."""
     if cell is None:
         return MISSING
+    if cell.status == "ok" and cell.column.metric and cell.value is not None:
+        low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
+        return f"{cell.value:.4g} [{low:.4g}, {high:.4g}] n={cell.n}"
     if cell.status == "ok" and cell.rate is not None:
         low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
         return f"{100 * cell.rate:.1f} [{100 * low:.1f}, {100 * high:.1f}] n={cell.n}"

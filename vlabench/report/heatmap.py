@@ -47,6 +47,8 @@ def to_png(board: Board, dpi: int = 120) -> bytes:
                     )
                 )
                 text, color = cell.status, "0.2"
+                if cell.value is not None:  # a metric column (lower is better), not a rate
+                    text = f"{cell.value:.3g}\n[{cell.ci_low or 0:.3g}, {cell.ci_high or 0:.3g}]"
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color,
                     parse_math=False)
     ax.set_xticks(range(len(board.columns)), [c.label for c in board.columns], rotation=30,

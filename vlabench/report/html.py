@@ -202,6 +202,8 @@ def to_html(board: Board, title: str = "vlabench leaderboard") -> str:
         for cell in row.cells:
             rate = None if cell is None else cell.rate
             text = MISSING if cell is None else (_pct(rate) if rate is not None else cell.status)
+            if cell is not None and cell.value is not None:  # a metric column (lower is better)
+                text = f"{cell.value:.4g}"
             tip = "" if cell is None else cell_text(cell)
             tds.append(
                 f'<td style="background:{_color(rate)}" title="{_e(tip)}">{_e(text)}</td>'

@@ -35,6 +35,10 @@ def escape(text: str) -> str:
 def _cell(cell: Cell | None, show_n: bool) -> str:
     if cell is None:
         return "--"
+    if cell.status == "ok" and cell.value is not None:  # a metric column: its own units
+        low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
+        text = f"{cell.value:.4g} {{\\scriptsize [{low:.4g}, {high:.4g}]}}"
+        return text + (f" {{\\scriptsize n={cell.n}}}" if show_n else "")
     if cell.status != "ok" or cell.rate is None:
         return r"\textit{" + escape(cell.status) + "}"
     value = f"{100 * cell.rate:.1f}"

@@ -88,3 +88,28 @@ def episodes_by_run(store: Store, run_ids: Iterable[int]) -> dict[int, list[dict
                 record["labels"] = record["labels"] or {}  # NULL before migration 0002
                 out[record["run_id"]].append(record)
     return dict(out)
+
+
+def episode_metrics(
+    store: Store, run_ids: Iterable[int], keys: Iterable[str]
+) -> dict[int, dict[str, list[float]]]:
+    """Per run, the values of the episode metrics ``keys`` (episodes lacking a key skip it)."""
+    ids = sorted(set(run_ids))
+    wanted = list(keys)
+    out: dict[int, dict[str, list[float]]] = {}
+    if not ids or not wanted:
+        return out
+    with Session(store.engine) as session:
+        for start in range(0, len(ids), 500):  # stay below SQLite's bound-parameter limit
+            query = (
+                select(Episode.run_id, Episode.metrics)
+                .where(Episode.run_id.in_(ids[start : start + 500]))
+                .order_by(Episode.run_id, Episode.episode_index)
+            )
+            for run_id, metrics in session.execute(query):
+                per_run = out.setdefault(int(run_id), {k: [] for k in wanted})
+                for key in wanted:
+                    value = (metrics or {}).get(key)
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        per_run[key].append(float(value))
+    return out
