@@ -282,3 +282,13 @@ def test_out_of_bounds_actions_are_clipped_and_counted_once_executed() -> None:
     )
     assert env.actions == [0, 1, 2, 3, *[150.0] * 8]
     assert records[0].clipped_actions == 8
+
+
+def test_async_counts_chunks_that_arrive_entirely_stale() -> None:
+    # chunk 4 at 10 fps, 500 ms = 5 steps: every chunk after the first lands too late
+    config = InferenceConfig("async", latency="500", chunk_threshold=0.5, aggregate="latest")
+    actions, record, _ = rollout(config, chunk=4, steps=16)
+    assert actions[:3] == [0, 1, 2] and set(actions[3:]) == {3}
+    assert record.metrics["inference.stale_chunks"] >= 2
+    _, synced, _ = rollout(InferenceConfig("sync"), chunk=4, steps=8)
+    assert "inference.stale_chunks" not in synced.metrics

@@ -222,6 +222,8 @@ class ActionSchedule:
     step: int = 0
     calls: int = 0
     idle_steps: int = 0
+    stale_chunks: int = 0
+    """``async``: chunks that landed with every action already past (latency >= chunk)."""
     latencies_ms: list[float] = field(default_factory=list)
     delays: list[int] = field(default_factory=list)
     jumps: list[float] = field(default_factory=list)
@@ -282,6 +284,7 @@ class ActionSchedule:
             self._queue.extend(entries)
             return
         fresh = list(entries)[self.step - flight.origin :]  # actions for passed steps: dropped
+        self.stale_chunks += not fresh
         merge = AGGREGATES[self.config.aggregate]
         queued = list(self._queue)
         merged = [
@@ -323,6 +326,8 @@ class ActionSchedule:
             "inference.calls": float(self.calls),
             "inference.idle_steps": float(self.idle_steps),
         }
+        if self._async:
+            out["inference.stale_chunks"] = float(self.stale_chunks)
         if self.latencies_ms:
             out["inference.latency_ms"] = float(np.mean(self.latencies_ms))
             out["inference.latency_ms_max"] = float(np.max(self.latencies_ms))

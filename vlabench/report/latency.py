@@ -36,6 +36,8 @@ class ModeSummary:
     idle_steps: float | None
     latency_ms: float | None
     discontinuity: float | None
+    stale_chunks: float | None = None
+    """``async``: mean chunks per episode that arrived entirely too late (latency >= chunk)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def summarize(episodes: Sequence[tuple[bool, dict[str, Any]]]) -> ModeSummary:
         idle_steps=metric("inference.idle_steps"),
         latency_ms=metric("inference.latency_ms"),
         discontinuity=metric("chunk.discontinuity"),
+        stale_chunks=metric("inference.stale_chunks"),
     )
 
 

@@ -105,4 +105,12 @@ def latency_table(costs: list[LatencyCost]) -> Any:
                 _number(side.latency_ms, ".1f"),
                 _number(side.discontinuity, ".3f"),
             )
+        if cost.realtime.stale_chunks:
+            table.add_row(
+                "", "", Text(
+                    f"warning: {cost.realtime.stale_chunks:.1f} chunks per episode arrived "
+                    "with every action already past: the latency spans more steps than a "
+                    "chunk holds (async needs chunk_size > latency x fps)"
+                ), style="yellow",
+            )
     return table
