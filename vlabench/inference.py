@@ -262,7 +262,10 @@ class ActionSchedule:
         if self._sync:  # the world waits: the chunk runs from now, nothing to schedule
             self.latencies_ms.append(measured_ms)
             self.delays.append(0)
-            self._queue.extend(zip(chunk, repeat(self.calls), clipped.tolist(), strict=False))
+            if len(chunk) == 1:  # a per-step policy: one action, no iterators
+                self._queue.append((chunk[0], self.calls, bool(clipped[0])))
+            else:
+                self._queue.extend(zip(chunk, repeat(self.calls), clipped.tolist(), strict=False))
             return
         if self._rng is None:
             self._rng = np.random.default_rng(self.seed)

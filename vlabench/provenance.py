@@ -15,8 +15,9 @@ import vlabench
 ALWAYS = ("numpy", "gymnasium", "torch")
 
 
+@cache
 def package_version(name: str) -> str | None:
-    """Installed version of a distribution, without importing it."""
+    """Installed version of a distribution, without importing it (cached per process)."""
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:

@@ -85,6 +85,8 @@ class _Slot:
     """One env and the episode it is running."""
 
     env: Any = None
+    observe: Any = None
+    """The env's ``observe_chunk`` (None when it has none), looked up once per env."""
     spec: EpisodeSpec | None = None
     history: deque[Observation] = field(default_factory=deque)
     schedule: ActionSchedule | None = None
@@ -155,6 +157,8 @@ class Rollout:
         self.chunked = callable(getattr(policy, "predict_action_chunk", None)) and (
             policy.interface.chunk_size > 1
         )
+        low, high = settings.action_low, settings.action_high
+        self._bounds = ([], []) if low is None or high is None else (low.tolist(), high.tolist())
         if not self.chunked:
             self.chunk_length = 1
         elif settings.inference.mode == "async":  # LeRobot's async uses the whole chunk
@@ -185,6 +189,8 @@ class Rollout:
         try:
             if slot.env is None:
                 slot.env = self.make_env()
+                observe = getattr(slot.env, CHUNK_OBSERVER, None)
+                slot.observe = observe if callable(observe) else None
             obs, _ = slot.env.reset(seed=spec.seed, options=options)
             noop = self.settings.noop_action
             for _ in range(self.settings.settle_steps):
@@ -334,10 +340,9 @@ class Rollout:
             if not finite and not np.isfinite(action).all():
                 self._finish(slot, f"policy returned a non-finite action at step {slot.step}")
                 continue
-            observe = getattr(slot.env, CHUNK_OBSERVER, None)
-            if callable(observe):
+            if slot.observe is not None:
                 try:
-                    observe(chunk)
+                    slot.observe(chunk)
                 except Exception as exc:
                     self._finish(slot, f"env {CHUNK_OBSERVER} raised {type(exc).__name__}: {exc}")
                     continue
@@ -350,6 +355,12 @@ class Rollout:
         low, high = self.settings.action_low, self.settings.action_high
         if low is None or high is None:
             return actions, ~np.isfinite(actions).all(axis=-1)
+        if actions.size <= 32:  # a few numbers: Python floats beat numpy's per-call cost
+            lows, highs = self._bounds
+            rows = actions.reshape(-1, actions.shape[-1]).tolist()
+            pairs = (zip(row, lows, highs, strict=True) for row in rows)
+            if all(lo <= x <= hi for row in pairs for x, lo, hi in row):
+                return actions, np.zeros(actions.shape[:2], dtype=bool)  # NaN fails <=
         inside = np.minimum(np.maximum(actions, low), high)  # np.clip's overhead is 2x
         return inside, (inside != actions).any(axis=-1)
 
