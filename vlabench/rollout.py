@@ -333,8 +333,8 @@ class Rollout:
                 )
             return
         used = env_actions[:, : self.chunk_length]
-        executable, clipped = self._clip(used)
-        finite = not clipped.any() or bool(np.isfinite(used).all())  # NaN counts as clipped
+        executable, clipped, outside = self._clip(used)
+        finite = not outside or bool(np.isfinite(used).all())  # NaN counts as outside
         for slot, chunk, action, flags in zip(slots, env_actions, executable, clipped, strict=True):
             slot.latencies_ms.append(elapsed_ms)
             if not finite and not np.isfinite(action).all():
@@ -349,20 +349,22 @@ class Rollout:
             assert slot.schedule is not None
             slot.schedule.submit(action, flags, elapsed_ms)
 
-    def _clip(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(B, H, A)`` actions within the env's bounds, and ``(B, H)``: which were outside
-        (non-finite actions always count as outside)."""
+    def _clip(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(B, H, A)`` actions within the env's bounds, ``(B, H)``: which were outside, and
+        whether any was (non-finite actions always count as outside)."""
         low, high = self.settings.action_low, self.settings.action_high
         if low is None or high is None:
-            return actions, ~np.isfinite(actions).all(axis=-1)
+            outside = ~np.isfinite(actions).all(axis=-1)
+            return actions, outside, bool(outside.any())
         if actions.size <= 32:  # a few numbers: Python floats beat numpy's per-call cost
             lows, highs = self._bounds
             rows = actions.reshape(-1, actions.shape[-1]).tolist()
             pairs = (zip(row, lows, highs, strict=True) for row in rows)
             if all(lo <= x <= hi for row in pairs for x, lo, hi in row):
-                return actions, np.zeros(actions.shape[:2], dtype=bool)  # NaN fails <=
+                return actions, np.zeros(actions.shape[:2], dtype=bool), False  # NaN fails <=
         inside = np.minimum(np.maximum(actions, low), high)  # np.clip's overhead is 2x
-        return inside, (inside != actions).any(axis=-1)
+        outside = (inside != actions).any(axis=-1)
+        return inside, outside, bool(outside.any())
 
     def _act(self, slot: _Slot) -> None:
         """Execute this step's action of ``slot`` and close the episode when it ends."""
