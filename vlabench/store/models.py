@@ -17,11 +17,13 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -111,10 +113,20 @@ class Episode(Base):
     """The outcome of one episode of a run (mirrors :class:`vlabench.api.EpisodeRecord`)."""
 
     __tablename__ = "episodes"
-    __table_args__ = (UniqueConstraint("run_id", "episode_index"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "episode_index"),
+        # the leaderboard's per-run counts come from these two (migration 0003)
+        Index("ix_episodes_run_id_success", "run_id", "success"),
+        Index(
+            "ix_episodes_run_id_failed",
+            "run_id",
+            sqlite_where=text("failure_reason IS NOT NULL"),
+            postgresql_where=text("failure_reason IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     episode_index: Mapped[int]
     task: Mapped[str]
     seed: Mapped[int] = mapped_column(BigInteger)
