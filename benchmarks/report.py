@@ -1,0 +1,239 @@
+"""Regenerate BENCHMARKS.md: run every headline benchmark once, in turn, and write the note.
+
+    .venv/bin/python -m benchmarks.report            # ~8 minutes on 2 cores
+    .venv/bin/python -m benchmarks.report --quick    # ~3 minutes, smaller work
+
+Each benchmark script runs in its own subprocess (one at a time, so they do not compete for
+the cores) and ends its output with one JSON line, which is read back here. The note keeps
+the method text below and replaces every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+FULL = {
+    "rollout_overhead": ["--episodes", "5", "--max-steps", "200", "--repeats", "5",
+                         "--mw-episodes", "2", "--mw-max-steps", "500", "--mw-render-steps", "20"],
+    "vs_lerobot_eval": ["--episodes", "8", "--batch-size", "4", "--max-steps", "100",
+                        "--repeats", "3"],
+    "matrix_scaling": ["--episodes", "10", "--max-steps", "150", "--repeats", "1", "--no-ray"],
+    "store_throughput": ["--episodes", "2000", "--no-postgres"],
+    "store_scale": ["--repeats", "5"],
+    "profile_rollout": ["--case", "pusht-noop", "--case", "pusht-random", "--case",
+                        "metaworld-expert", "--case", "pusht-act", "--episodes", "4",
+                        "--max-steps", "150", "--top", "8"],
+    "loop_cost": ["--steps", "5000", "--repeats", "5"],
+}  # fmt: skip
+QUICK = {
+    "rollout_overhead": ["--episodes", "3", "--max-steps", "100", "--repeats", "3",
+                         "--mw-episodes", "1", "--mw-max-steps", "200", "--mw-render-steps", "8"],
+    "vs_lerobot_eval": ["--episodes", "4", "--batch-size", "2", "--max-steps", "50",
+                        "--repeats", "1"],
+    "matrix_scaling": ["--episodes", "4", "--max-steps", "100", "--repeats", "1", "--no-ray"],
+    "store_throughput": ["--episodes", "500", "--no-postgres"],
+    "store_scale": ["--policies", "20", "--tasks", "50", "--episodes", "1000", "--repeats", "3"],
+    "profile_rollout": ["--case", "pusht-noop", "--case", "metaworld-expert", "--episodes", "2",
+                        "--max-steps", "100", "--top", "8"],
+    "loop_cost": ["--steps", "2000", "--repeats", "3"],
+}  # fmt: skip
+
+
+def run_script(name: str, args: list[str]) -> tuple[Any, float]:
+    """Run ``benchmarks/NAME.py ARGS``; its last JSON line and the wall time."""
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "HF_HUB_OFFLINE": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(HERE / f"{name}.py"), *args],
+        capture_output=True, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    last = [line for line in done.stdout.splitlines() if line.startswith(("[", "{"))][-1]
+    return json.loads(last), elapsed
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any], machine: dict[str, Any], args: list[str], quick: bool) -> str:
+    """The whole BENCHMARKS.md text."""
+    ro, le, ms = results["rollout_overhead"], results["vs_lerobot_eval"], results["matrix_scaling"]
+    st, sc, pr = results["store_throughput"], results["store_scale"], results["profile_rollout"]
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by "
+        f"`.venv/bin/python -m benchmarks.report{' --quick' if quick else ''}` "
+        f"({sum(results['_seconds'].values()):.0f} s). Regenerate with the same command "
+        "(`--quick` for smaller work); each script in `benchmarks/` also runs alone.",
+        "",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GiB RAM, "
+        f"{machine['os']}, Python {machine['python']}, torch threads {machine['torch_threads']}"
+        f" (no GPU used). Versions: {versions}.",
+        "",
+        "Method: every comparison runs the same work on both sides (same env, episodes, seeds "
+        "1000.., actions, max steps, batch size) in one process tree, round robin (a, b, a, "
+        "b, ...) after one warm-up, and reports medians; a ratio is vlabench time / reference "
+        "time (below 1 = vlabench faster). Numbers from a shared machine drift by several "
+        "per cent between runs: compare the ratios, not the absolute times.",
+        "",
+        "## Framework overhead: vlabench runner (noop policy) vs a raw gymnasium loop",
+        "",
+        "`benchmarks/rollout_overhead.py`. The vlabench side is `vlabench run` in-process "
+        "(plan, pair check, run rows, env build, rollout, one SQLite write per finished "
+        "episode); the raw side builds the env and steps it. *same work (render)*: the runner "
+        "is told the policy reads every feature, so the env renders its camera as the raw "
+        "loop does; *same work (state)*: neither renders; *what a user gets*: the raw loop "
+        "renders, vlabench renders only what the policy reads (the noop policy reads no "
+        "image). Target for *same work*: ratio <= 1.03.",
+        "",
+        _table(
+            ["env", "comparison", "steps", "raw s", "vlabench s", "ratio"],
+            [[r["env"], r["comparison"], str(r["steps"]), f"{r['raw_s']:.3f}",
+              f"{r['vlabench_s']:.3f}", f"**{r['ratio']:.3f}**"] for r in ro],
+        ),
+        "",
+        "The loop's own cost (`benchmarks/loop_cost.py`: `Rollout` on a null env that "
+        "returns a ready observation, so every microsecond is the loop's; compare with "
+        "~800 us for a PushT step):",
+        "",
+        _table(
+            ["batch size", "observation", "us per env step"],
+            [[str(r["batch_size"]), "state + 96x96 image" if r["image"] else "state",
+              f"{r['us_per_step']:.1f}"] for r in results["loop_cost"]],
+        ),
+        "",
+        "## vs `lerobot-eval` (same checkpoint, env, episodes, seeds, batch size)",
+        "",
+        "`benchmarks/vs_lerobot_eval.py`: random-weight checkpoints saved with "
+        "`save_pretrained`; every side a fresh subprocess (start-up included). lerobot-eval "
+        "always writes videos of the first 10 episodes (not switchable from its CLI); "
+        "vlabench writes none unless `--record-video`. Seeds map 1:1 (episode i: 1000 + i).",
+        "",
+    ]
+    for row in le:
+        out.append(
+            f"**{row['policy']}**, {row['episodes']} episodes x {row['max_steps']} steps, batch "
+            f"{row['batch_size']}, median of {row['repeats']}. *whole*: the subprocess, start-up "
+            "included; *rollouts*: lerobot-eval's own `eval_s` and, for vlabench, the span "
+            "from the first episode's start to the last episode's write in the store (both "
+            "without start-up, imports and policy loading)."
+        )
+        out.append("")
+        in_run = {"lerobot-eval": row["lerobot_eval_s_internal"], **row["vlabench_run_s"]}
+        out.append(
+            _table(
+                ["side", "whole s", "ratio", "rollouts s", "ratio"],
+                [[k, f"{v:.2f}", f"**{row['ratio_vs_lerobot_eval'][k]:.3f}**",
+                  f"{in_run[k]:.2f}", f"**{in_run[k] / in_run['lerobot-eval']:.3f}**"]
+                 for k, v in row["seconds"].items()],
+            )
+        )
+        out.append("")
+    base = next(r["seconds"] for r in ms if r["executor"] == "processes" and r["workers"] == 1)
+    out += [
+        "## Matrix scaling (noop + random on PushT, camera rendered)",
+        "",
+        "`benchmarks/matrix_scaling.py`: the same matrix into a fresh store per executor, end "
+        "to end (worker start-up included).",
+        "",
+        _table(
+            ["executor", "workers", "seconds", "episodes/s", "speed-up vs 1 process"],
+            [[r["executor"], str(r["workers"]), f"{r['seconds']:.2f}",
+              f"{r['episodes_per_s']:.2f}", f"**{base / r['seconds']:.2f}**"] for r in ms],
+        ),
+        "",
+        "## Store",
+        "",
+        "`benchmarks/store_throughput.py` (SQLite, WAL): episodes/s written.",
+        "",
+        _table(
+            ["backend", "pattern", "seconds", "episodes/s"],
+            [[r["backend"], r["pattern"], f"{r['seconds']:.2f}", f"{r['episodes_per_s']:.0f}"]
+             for r in st],
+        ),
+        "",
+        f"`benchmarks/store_scale.py`: leaderboard on a SQLite store of {sc['episodes']:,} "
+        f"episode rows in {sc['runs']} runs (20 policies x 50 tasks x 1000 episodes, 5 "
+        f"suites), bulk-loaded; median of the timed calls. Target: main query < 0.5 s.",
+        "",
+        _table(
+            ["query", "ms"],
+            [
+                ["`Store.run_counts` before (0002 indexes, GROUP BY query)",
+                 f"{1000 * sc['run_counts_before_s']:.0f}"],
+                ["`Store.run_counts` (main query)", f"**{1000 * sc['run_counts_s']:.0f}**"],
+                ["`board_from_store` (whole board)", f"{1000 * sc['board_s']:.0f}"],
+                ["`board_from_store(suite=...)`", f"{1000 * sc['board_one_suite_s']:.0f}"],
+            ],
+        ),
+        "",
+        "Query plan: " + "; ".join(f"`{p}`" for p in sc["plan"]) + ". Migration 0003 adds "
+        "the covering index `(run_id, success)` and a partial index of failed episodes; the "
+        "counts are correlated subqueries per run, each an index range (before: one GROUP BY "
+        "over all episodes reading the table rows; results asserted equal).",
+        "",
+        "## Profile of the rollout loop (pyinstrument, self time)",
+        "",
+        "`benchmarks/profile_rollout.py`: the vlabench side of one run under pyinstrument; "
+        "shares of self time by group (builtins count with their caller) and the top "
+        "functions. Proposed changes to the loop: `/work/helpers/13_rollout_findings.md`.",
+        "",
+    ]
+    for case, prof in pr.items():
+        shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in prof["groups"].items())
+        out.append(f"**{case}** ({prof['total_s']:.2f} s; {shares})")
+        out.append("")
+        out.append(
+            _table(
+                ["share", "group", "function", "file"],
+                [[f"{100 * t['share']:.1f}%", t["group"], f"`{t['function']}`", t["file"]]
+                 for t in prof["top"]],
+            )
+        )
+        out.append("")
+    out += ["## Arguments used", "", "```"]
+    out += [f"{name}.py {' '.join(a)}" for name, a in (QUICK if quick else FULL).items()]
+    out += ["```", ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller work (~3 minutes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    from common import machine
+
+    plan = QUICK if args.quick else FULL
+    results: dict[str, Any] = {"_seconds": {}}
+    for name, script_args in plan.items():
+        print(f"running {name} ...", flush=True)
+        results[name], results["_seconds"][name] = run_script(name, script_args)
+        print(f"  {results['_seconds'][name]:.0f} s", flush=True)
+    text = render(results, machine(), sys.argv[1:], args.quick)
+    args.out.write_text(text)
+    (HERE / "latest.json").write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
