@@ -169,12 +169,14 @@ def test_importing_the_plugin_does_not_import_the_simulator() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_coverage_metrics_from_step_infos() -> None:
-    (metric,) = pusht.vlabench_metrics()
+def test_coverage_metrics_come_with_every_step() -> None:
     env = pusht.make("push_t", {"render": False})
     env.reset(options={"reset_to_state": SOLVED_START})
     infos = [env.step(np.array(a, np.float32))[-1] for a in ([100, 100], [500, 500])]
-    result = metric(infos)
-    assert result["max_coverage"] == pytest.approx(1.0, abs=1e-3)
-    assert result["final_coverage"] == pytest.approx(infos[-1]["coverage"])
-    assert metric([{"success": True}]) == {}
+    first, last = (info[api.EPISODE_METRICS_KEY] for info in infos)
+    assert first["max_coverage"] == pytest.approx(1.0, abs=1e-3)
+    assert last["max_coverage"] == first["max_coverage"]  # the best so far
+    assert last["final_coverage"] == pytest.approx(infos[-1]["coverage"])
+    env.reset(seed=0)  # a new episode starts from nothing
+    (info,) = [env.step(np.array([100, 100], np.float32))[-1]]
+    assert info[api.EPISODE_METRICS_KEY]["max_coverage"] == info["coverage"]

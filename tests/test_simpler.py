@@ -185,10 +185,15 @@ def test_success_judged_at_last_step(env, success: str, off: int | None, expecte
     assert steps[1] is True and steps[-1] is (off is None)  # reported at every step
 
 
-def test_grasp_metric() -> None:
-    infos = [{"is_src_obj_grasped": False}, {"is_src_obj_grasped": True}]
-    assert simpler.grasp_metrics(infos) == {"grasped": 1.0}
-    assert simpler.grasp_metrics([{"is_success": True}]) == {}
+def test_grasp_metric_is_ever_grasped_and_reported_by_the_env() -> None:
+    from types import SimpleNamespace
+
+    from vlabench_plugins.simpler.env import SimplerEnv
+
+    env = SimpleNamespace(_grasped=False)  # _info only needs the running flag
+    infos = [SimplerEnv._info(env, {"is_src_obj_grasped": v}) for v in (False, True, False)]
+    assert [i[api.EPISODE_METRICS_KEY]["grasped"] for i in infos] == [0.0, 1.0, 1.0]
+    assert api.EPISODE_METRICS_KEY not in SimplerEnv._info(env, {"success": True})
 
 
 def test_option_validation() -> None:

@@ -90,16 +90,6 @@ def make(task: str, options: Mapping[str, Any]) -> Any:
     )
 
 
-def episode_metrics(infos: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """The operator's labels and session numbers of a PAROL6 episode (``{}`` for other envs)."""
-    from .env import METRICS_KEY
-
-    for info in reversed(infos):
-        if isinstance(info, Mapping) and METRICS_KEY in info:
-            return {k: float(v) for k, v in info[METRICS_KEY].items()}
-    return {}
-
-
 SPEC = api.EnvSpec(
     name=ENV_NAME,
     description="PAROL6 arm + D405 (real, or the built-in fake); joint targets in degrees.",
@@ -118,9 +108,3 @@ SPEC = api.EnvSpec(
 def vlabench_envs() -> list[api.EnvSpec]:
     """The PAROL6 env."""
     return [SPEC]
-
-
-@hookimpl
-def vlabench_metrics() -> list[Any]:
-    """Per-episode operator labels and session numbers."""
-    return [episode_metrics]

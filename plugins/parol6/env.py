@@ -44,8 +44,6 @@ INFO_KEY = "parol6"
 """``info[INFO_KEY]`` of the last step holds the episode's labels and session facts."""
 LABEL_FACTS = ("labeller", "failure_tag", "server_version", "server")
 """Facts stored as the episode's string labels (with the camera's string facts)."""
-METRICS_KEY = "parol6.metrics"
-"""``info[METRICS_KEY]``: the numbers stored in the episode's ``metrics``."""
 
 
 def make_operator(options: Parol6Options) -> Operator:
@@ -347,7 +345,7 @@ class Parol6Env:
         return {
             "is_success": label.success,
             INFO_KEY: facts,
-            METRICS_KEY: metrics,
+            api.EPISODE_METRICS_KEY: metrics,
             api.EPISODE_LABELS_KEY: labels,
         }
 

@@ -101,25 +101,7 @@ SPEC = api.EnvSpec(
 )
 
 
-def coverage_metrics(infos: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """``max_coverage`` and ``final_coverage`` of an episode (only for envs reporting coverage).
-
-    Coverage is the fraction of the target covered by the block, as in Diffusion Policy's
-    PushT results; ``{}`` when no step info has ``coverage``.
-    """
-    values = [float(i["coverage"]) for i in infos if isinstance(i, Mapping) and "coverage" in i]
-    if not values:
-        return {}
-    return {"max_coverage": max(values), "final_coverage": values[-1]}
-
-
 @hookimpl
 def vlabench_envs() -> list[api.EnvSpec]:
     """PushT."""
     return [SPEC]
-
-
-@hookimpl
-def vlabench_metrics() -> list[Any]:
-    """Per-episode PushT coverage."""
-    return [coverage_metrics]

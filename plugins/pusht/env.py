@@ -58,6 +58,7 @@ class PushTEnv(gym.Env):
         super().__init__()
         self.instruction = instruction
         self.image_size = image_size
+        self._max_coverage = 0.0
         self.reset_to_state = (
             None if reset_to_state is None else validate_state(reset_to_state, "env option")
         )
@@ -106,6 +107,7 @@ class PushTEnv(gym.Env):
         raw, info = self.inner.reset(seed=seed, options=inner_options)
         info["is_success"] = False
         info["coverage"] = float(self.inner._get_coverage())
+        self._max_coverage = 0.0
         return self._convert(raw), info
 
     def step(self, action: Any) -> tuple[api.Observation, float, bool, bool, dict[str, Any]]:
@@ -115,7 +117,12 @@ class PushTEnv(gym.Env):
             raise ValueError(f"pusht action must have shape (2,), got {target.shape}")
         raw, reward, terminated, truncated, info = self.inner.step(target)
         info["is_success"] = bool(info["is_success"])
-        info["coverage"] = float(info["coverage"])
+        coverage = info["coverage"] = float(info["coverage"])
+        self._max_coverage = max(self._max_coverage, coverage)
+        info[api.EPISODE_METRICS_KEY] = {  # the episode's numbers so far; the last step's stay
+            "max_coverage": self._max_coverage,
+            "final_coverage": coverage,
+        }
         return self._convert(raw), float(reward), bool(terminated), bool(truncated), info
 
     def render(self) -> np.ndarray:

@@ -170,19 +170,6 @@ SPEC = api.EnvSpec(
 )
 
 
-def grasp_metrics(infos: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """SimplerEnv's partial success: ``grasped`` = the source object was ever grasped.
-
-    ``{}`` for episodes whose steps report no ``is_src_obj_grasped`` (other envs).
-    """
-    values = [
-        bool(i["is_src_obj_grasped"])
-        for i in infos
-        if isinstance(i, Mapping) and "is_src_obj_grasped" in i
-    ]
-    return {"grasped": float(any(values))} if values else {}
-
-
 @hookimpl
 def vlabench_envs() -> list[api.EnvSpec]:
     """The ``simpler`` env."""
@@ -193,9 +180,3 @@ def vlabench_envs() -> list[api.EnvSpec]:
 def vlabench_assets() -> list[api.AssetSpec]:
     """The Bridge asset packs (``vlabench assets simpler``)."""
     return [assets.SPEC]
-
-
-@hookimpl
-def vlabench_metrics() -> list[Any]:
-    """Per-episode grasp (partial) success of the Bridge tasks."""
-    return [grasp_metrics]

@@ -92,7 +92,7 @@ class SimplerEnv(gym.Env):
             **kwargs,
         )
         self.instruction = self._instruction()
-        self._t = 0
+        self._t, self._grasped = 0, False
         self._last_image: np.ndarray | None = None
         low, high = np.asarray(action.low, np.float32), np.asarray(action.high, np.float32)
         self.action_space = spaces.Box(low, high, dtype=np.float32)
@@ -140,6 +140,9 @@ class SimplerEnv(gym.Env):
         for key in EPISODE_STATS:
             if key in info:
                 out[key] = bool(_first(info[key]))
+        if "is_src_obj_grasped" in out:  # SimplerEnv's partial success: ever grasped
+            self._grasped |= out["is_src_obj_grasped"]
+            out[api.EPISODE_METRICS_KEY] = {"grasped": float(self._grasped)}
         return out
 
     def reset(
@@ -154,7 +157,7 @@ class SimplerEnv(gym.Env):
                 raise ValueError(f"simpler task {self.task.name!r} has no init states")
             inner_options[self.task.init_option] = int(init_state)
         raw, info = self.inner.reset(seed=seed, options=inner_options)
-        self._t = 0
+        self._t, self._grasped = 0, False
         return self._convert(raw), self._info(info)
 
     def step(self, action: Any) -> tuple[api.Observation, float, bool, bool, dict[str, Any]]:

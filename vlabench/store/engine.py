@@ -141,6 +141,14 @@ def _current_heads(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(conn).get_current_heads())
 
 
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The migrations' head revision(s), read from the scripts once per process."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def migrate(engine: Engine) -> bool:
     """Upgrade the schema to head unless it is there already; True when it upgraded.
 
@@ -148,14 +156,14 @@ def migrate(engine: Engine) -> bool:
     (``BEGIN IMMEDIATE``) and re-reads the version inside it; elsewhere a loser of the
     race waits for the winner's version to reach head.
     """
+    heads = set(head_revisions())
+    current = _current_heads(engine)
+    if current == heads:
+        return False
     from alembic import command
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config())
-    heads = set(script.get_heads())
-    current = _current_heads(engine)
-    if current == heads:
-        return False
     unknown = current - {rev.revision for rev in script.walk_revisions()}
     if unknown:
         raise RuntimeError(
