@@ -41,7 +41,12 @@ def vlabench_assets() -> list[Any]:
 
 @hookspec
 def vlabench_metrics() -> list[Any]:
-    """Return callables ``(info_history) -> dict[str, float]`` adding per-episode metrics."""
+    """Return callables ``(info_history) -> dict[str, float]`` adding per-episode metrics.
+
+    While any is installed the runner keeps every step's info of every episode alive; an env
+    that computes its own numbers should rather report them in
+    ``info[vlabench.api.EPISODE_METRICS_KEY]`` (the built-in envs do), which costs nothing.
+    """
 
 
 @hookspec
