@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 FULL = {
-    "rollout_overhead": ["--episodes", "5", "--max-steps", "200", "--repeats", "5",
-                         "--mw-episodes", "2", "--mw-max-steps", "500", "--mw-render-steps", "20"],
+    "rollout_overhead": ["--episodes", "10", "--max-steps", "300", "--repeats", "5",
+                         "--mw-episodes", "4", "--mw-max-steps", "500", "--mw-render-steps", "20"],
     "vs_lerobot_eval": ["--episodes", "8", "--batch-size", "4", "--max-steps", "100",
                         "--repeats", "3"],
     "matrix_scaling": ["--episodes", "10", "--max-steps", "150", "--repeats", "1", "--no-ray"],
