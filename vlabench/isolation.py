@@ -305,8 +305,9 @@ def request_to_wire(request: api.PolicyRequest) -> dict[str, Any]:
 class ProxyPolicy:
     """A :class:`~vlabench.api.Policy` whose calls go over a channel.
 
-    ``connect()`` returns a fresh channel; after a worker death the next call reconnects and
-    reloads. Timings are kept per episode index (``timings``) for latency accounting.
+    ``connect()`` returns a fresh channel. A worker that died fails the next call (recorded with
+    how it died); the call after that reconnects and reloads. Timings are kept per episode index
+    (``timings``) for latency accounting.
     """
 
     def __init__(self, connect: Callable[[], Any], request: api.PolicyRequest) -> None:
@@ -328,9 +329,9 @@ class ProxyPolicy:
         return interface_from(data)
 
     def _call(self, op: str, args: Any) -> tuple[Any, CallTiming]:
-        if self.channel is None or not getattr(self.channel, "alive", True):
-            if self.channel is not None:
-                self.channel.close()
+        # A worker that died since the last call fails this call (the channel says how it
+        # died, so the episode records it); the next call starts a fresh worker.
+        if self.channel is None:
             self.interface = self._open()
         try:
             return self.channel.call(op, args)
