@@ -28,7 +28,7 @@ FULL = {
     "rollout_overhead": ["--episodes", "10", "--max-steps", "300", "--repeats", "5",
                          "--mw-episodes", "4", "--mw-max-steps", "500", "--mw-render-steps", "20"],
     "vs_lerobot_eval": ["--episodes", "8", "--batch-size", "4", "--max-steps", "100",
-                        "--repeats", "3"],
+                        "--repeats", "3", "--smolvla"],
     "matrix_scaling": ["--episodes", "10", "--max-steps", "150", "--repeats", "1", "--no-ray"],
     "store_throughput": ["--episodes", "2000", "--no-postgres"],
     "store_scale": ["--repeats", "5"],
