@@ -23,8 +23,10 @@ def alternate(
     """Run every side ``repeats`` times, round robin, in this process; medians and counts.
 
     Round robin (a, b, a, b, ...) spreads slow drifts of a shared machine over both sides.
-    Returns ``{"seconds": {side: median}, "counts": {side: count}, "runs": {side: [..]}}``
-    and (``same_counts``) raises if two sides did a different amount of work.
+    Returns ``{"seconds": {side: median}, "fastest": {side: min}, "counts": {side: count},
+    "runs": {side: [..]}}`` and (``same_counts``) raises if two sides did a different amount
+    of work. The fastest run is the least disturbed one: on a noisy machine its ratio
+    resolves a small overhead that the medians' spread hides.
     """
     if warm:
         for fn in sides.values():
@@ -40,6 +42,7 @@ def alternate(
         raise AssertionError(f"the sides did different work: {counts}")
     return {
         "seconds": {name: statistics.median(t) for name, t in times.items()},
+        "fastest": {name: min(t) for name, t in times.items()},
         "counts": counts,
         "runs": times,
     }
@@ -54,6 +57,22 @@ def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def cpu_jitter(repeats: int = 20) -> dict[str, float]:
+    """Milliseconds of one fixed pure-Python loop, ``repeats`` times: min, median, max.
+
+    A wide spread says the machine's speed drifts (shared host, frequency scaling): ratios
+    of whole runs then need many round-robin repeats, or work interleaved finer than a run.
+    """
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i * i % 7
+        times.append(1000 * (time.perf_counter() - start))
+    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
 
 
 def machine() -> dict[str, Any]:
