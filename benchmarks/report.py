@@ -119,15 +119,19 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: list[str], qu
              for r in ro],
         ),
         "",
-        "Reading the state-only rows: identical runs of a state-only PushT step (~0.8 ms, "
-        "pure-Python pymunk + shapely) spread by tens of per cent on this shared machine, so "
-        "their median ratio moves by several per cent from one report to the next. The "
-        "per-step parts are therefore measured apart: the env plugin over gym-pusht, both "
-        "stepped in lockstep so that they share the machine's state "
-        f"(`benchmarks/env_wrapper_cost.py`, {wrap['repeats']} x {wrap['steps']} steps): "
-        f"{wrap['us_per_step']['gym-pusht']:.0f} vs {wrap['us_per_step']['vlabench env']:.0f}"
-        f" us per step, **{wrap['added_us_per_step']:+.1f} us** "
-        f"(ratio {wrap['ratio']:.3f}); and the loop, below.",
+        "Reading the state-only rows: identical runs of a state-only step (PushT ~0.8 ms of "
+        "pure-Python pymunk + shapely, Meta-World ~0.7 ms) spread by tens of per cent on this "
+        "shared machine (see *Machine noise*), so their ratios move by several per cent from "
+        "one report to the next. The per-step parts are therefore also measured apart: each "
+        "env plugin against its simulator, the two stepped in lockstep so that they share the "
+        "machine's state (`benchmarks/env_wrapper_cost.py`), and the loop, below.",
+        "",
+        _table(
+            ["env", "steps", "simulator us/step", "plugin us/step", "added us", "ratio"],
+            [[w["env"], f"{w['repeats']} x {w['steps']}", f"{w['raw_us']:.0f}",
+              f"{w['plugin_us']:.0f}", f"**{w['added_us']:+.1f}**", f"{w['ratio']:.3f}"]
+             for w in wrap],
+        ),
         "",
         "The loop's own cost (`benchmarks/loop_cost.py`: `Rollout` on a null env that "
         "returns a ready observation, so every microsecond is the loop's; compare with "

@@ -24,6 +24,9 @@ from vlabench import api
 
 from .features import ENV_STATE_KEY, SIM_STATE_KEY, TASK_NAME_KEY, headless_gl, image_key
 
+_NUMBERS = (bool, int, float, np.number, np.bool_)
+"""Info values passed on as floats (a tuple: ``isinstance`` with a union is 4x slower)."""
+
 FLIPPED_CAMERAS = frozenset({"corner", "corner2", "corner3", "corner4"})
 """Cameras whose images come out of Meta-World's model rotated by 180 degrees."""
 
@@ -227,10 +230,7 @@ class MetaWorldEnv(gym.Env):
         if act.shape != (4,):
             raise ValueError(f"metaworld action must have shape (4,), got {act.shape}")
         raw, reward, terminated, truncated, raw_info = self.inner.step(act)
-        info: dict[str, Any] = {}
-        for key, value in raw_info.items():
-            if isinstance(value, bool | int | float | np.number | np.bool_):
-                info[key] = float(value)
+        info: dict[str, Any] = {k: float(v) for k, v in raw_info.items() if isinstance(v, _NUMBERS)}
         info["is_success"] = bool(raw_info.get("success", False))
         return self._convert(raw), float(reward), bool(terminated), bool(truncated), info
 
