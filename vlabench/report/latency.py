@@ -13,11 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from vlabench.config import config_hash_of
 from vlabench.report.board import inference_label, policy_identity, policy_labels
+from vlabench.store import reads
 from vlabench.store.models import Episode
 
 if TYPE_CHECKING:
@@ -83,14 +81,10 @@ def summarize(episodes: Sequence[tuple[bool, dict[str, Any]]]) -> ModeSummary:
 
 
 def _episodes(store: Store, run_ids: Iterable[int]) -> dict[int, dict[int, tuple[bool, dict]]]:
-    ids = sorted(set(run_ids))
     out: dict[int, dict[int, tuple[bool, dict]]] = defaultdict(dict)
-    query = select(Episode.run_id, Episode.episode_index, Episode.success, Episode.metrics)
-    with Session(store.engine) as session:
-        for start in range(0, len(ids), 500):
-            chunk = query.where(Episode.run_id.in_(ids[start : start + 500]))
-            for run_id, index, success, metrics in session.execute(chunk):
-                out[run_id][index] = (bool(success), dict(metrics or {}))
+    columns = [Episode.run_id, Episode.episode_index, Episode.success, Episode.metrics]
+    for run_id, index, success, metrics in reads.episode_rows(store, run_ids, columns):
+        out[run_id][index] = (bool(success), dict(metrics or {}))
     return out
 
 

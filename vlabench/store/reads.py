@@ -7,7 +7,7 @@ never take a write lock. Each function opens one read transaction on ``store.eng
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -70,23 +70,31 @@ def run_counts(
     return [r for r in out if protocol_matches(r, wanted)] if wanted else out
 
 
-def episodes_by_run(store: Store, run_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
-    """The episodes of the given runs (fields :data:`EPISODE_FIELDS`), by index."""
+def episode_rows(store: Store, run_ids: Iterable[int], columns: Sequence[Any]) -> Iterator[Any]:
+    """``columns`` of the episodes of the given runs, by run then episode index.
+
+    Runs are read 500 at a time, to stay below SQLite's bound-parameter limit.
+    """
     ids = sorted(set(run_ids))
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    columns = [getattr(Episode, f) for f in EPISODE_FIELDS]
     with Session(store.engine) as session:
-        for start in range(0, len(ids), 500):  # stay below SQLite's bound-parameter limit
+        for start in range(0, len(ids), 500):
             query = (
                 select(*columns)
                 .where(Episode.run_id.in_(ids[start : start + 500]))
                 .order_by(Episode.run_id, Episode.episode_index)
             )
-            for row in session.execute(query):
-                record = dict(zip(EPISODE_FIELDS, row, strict=True))
-                record["success"] = bool(record["success"])
-                record["labels"] = record["labels"] or {}  # NULL before migration 0002
-                out[record["run_id"]].append(record)
+            yield from session.execute(query)
+
+
+def episodes_by_run(store: Store, run_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """The episodes of the given runs (fields :data:`EPISODE_FIELDS`), by index."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    columns = [getattr(Episode, f) for f in EPISODE_FIELDS]
+    for row in episode_rows(store, run_ids, columns):
+        record = dict(zip(EPISODE_FIELDS, row, strict=True))
+        record["success"] = bool(record["success"])
+        record["labels"] = record["labels"] or {}  # NULL before migration 0002
+        out[record["run_id"]].append(record)
     return dict(out)
 
 
@@ -94,22 +102,14 @@ def episode_metrics(
     store: Store, run_ids: Iterable[int], keys: Iterable[str]
 ) -> dict[int, dict[str, list[float]]]:
     """Per run, the values of the episode metrics ``keys`` (episodes lacking a key skip it)."""
-    ids = sorted(set(run_ids))
     wanted = list(keys)
     out: dict[int, dict[str, list[float]]] = {}
-    if not ids or not wanted:
+    if not wanted:
         return out
-    with Session(store.engine) as session:
-        for start in range(0, len(ids), 500):  # stay below SQLite's bound-parameter limit
-            query = (
-                select(Episode.run_id, Episode.metrics)
-                .where(Episode.run_id.in_(ids[start : start + 500]))
-                .order_by(Episode.run_id, Episode.episode_index)
-            )
-            for run_id, metrics in session.execute(query):
-                per_run = out.setdefault(int(run_id), {k: [] for k in wanted})
-                for key in wanted:
-                    value = (metrics or {}).get(key)
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        per_run[key].append(float(value))
+    for run_id, metrics in episode_rows(store, run_ids, [Episode.run_id, Episode.metrics]):
+        per_run = out.setdefault(int(run_id), {k: [] for k in wanted})
+        for key in wanted:
+            value = (metrics or {}).get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                per_run[key].append(float(value))
     return out
