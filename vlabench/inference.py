@@ -170,9 +170,8 @@ class InferenceConfig:
         """Short form for tables (``async 120ms g=0.5 weighted``); empty for ``sync``."""
         if self.mode == "sync":
             return ""
-        latency = self.latency if self.latency == MEASURED else f"{self.latency}ms"
-        if LatencyModel.parse(self.latency).kind not in (MEASURED, "fixed"):
-            latency = self.latency
+        fixed = LatencyModel.parse(self.latency).kind == "fixed"
+        latency = f"{self.latency}ms" if fixed else self.latency
         parts = [self.mode, latency]
         if self.mode == "async":
             parts += [f"g={float(self.chunk_threshold):g}", self.aggregate]

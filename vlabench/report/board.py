@@ -267,12 +267,14 @@ def _label_columns(
         if protocol_hash not in by_place[(suite, task)]:
             by_place[(suite, task)].append(protocol_hash)
         metrics[(suite, task, protocol_hash)].append(metric)
-    columns = []
+    order = {m: i for i, m in enumerate(metric_order)}
+    keyed: list[tuple[tuple[Any, ...], Column]] = []
     for (suite, task), hashes in by_place.items():
         base = f"{suite}{':' if by == 'group' else '/'}{task}" if task else suite
         place_names = [
             names[(suite, task, h, metrics[(suite, task, h)][0])] for h in hashes
         ]
+        where = {"group" if by == "group" else "task": task or None}
         for protocol_hash, name in zip(hashes, place_names, strict=True):
             if len(hashes) == 1:
                 label = base
@@ -280,24 +282,11 @@ def _label_columns(
                 label = f"{base} [{name}]"
             else:
                 label = f"{base} [{protocol_hash[:6]}]"
-            part = task or None
             for metric in metrics[(suite, task, protocol_hash)]:
                 shown = f"{label} {metric_label(metric)}" if metric else label
-                if by == "group":
-                    columns.append(
-                        Column(suite, protocol_hash, name, shown, group=part, metric=metric or None)
-                    )
-                else:
-                    columns.append(
-                        Column(suite, protocol_hash, name, shown, part, metric=metric or None)
-                    )
-    order = {m: i for i, m in enumerate(metric_order)}
-
-    def key(c: Column) -> tuple:
-        base = c.label[: -len(metric_label(c.metric)) - 1] if c.metric else c.label
-        return (c.suite, c.task or c.group or "", base, order.get(c.metric or "", -1), c.label)
-
-    return sorted(columns, key=key)
+                column = Column(suite, protocol_hash, name, shown, metric=metric or None, **where)
+                keyed.append(((suite, task, label, order.get(metric, -1), shown), column))
+    return [column for _, column in sorted(keyed, key=lambda pair: pair[0])]
 
 
 def _group_keys(runs: Sequence[Mapping[str, Any]], groups: Groups) -> dict[int, list[str]]:
