@@ -124,7 +124,7 @@ def _unavailable(config: RunConfig, catalog: Catalog) -> str | None:
         and env_spec.interface(config.env_options).noop_action is None
     ):
         return f"inference hold=noop: env {config.env!r} declares no noop action"
-    preflight = catalog.envs[config.env].preflight
+    preflight = env_spec.preflight
     if preflight is None:
         return None
     try:

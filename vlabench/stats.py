@@ -231,6 +231,24 @@ def stratified_bootstrap(
     return _percentile_interval(statistic(resampled), confidence)
 
 
+def bootstrap_mean_interval(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of continuous ``values`` (one per episode),
+    e.g. an open-loop error; one value gives a point."""
+    import numpy as np
+
+    data = np.asarray(values, dtype=np.float64)
+    if len(data) == 1:
+        return float(data[0]), float(data[0])
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(n_boot, len(data)))].mean(axis=1)
+    return _percentile_interval(means, confidence)
+
+
 def suite_mean(strata: Sequence[tuple[int, int]]) -> float:
     """The suite average: the mean of the per-task success rates (each task weighs the same)."""
     return sum(k / n for k, n in strata) / len(strata)

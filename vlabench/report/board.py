@@ -384,22 +384,6 @@ def _cell(
     return Cell(rate=rate, ci_low=low, ci_high=high, status="ok", **common)
 
 
-def mean_interval(
-    values: Sequence[float], confidence: float = 0.95, n_boot: int = stats.DEFAULT_BOOTSTRAP
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (episodes), seed 0."""
-    import numpy as np
-
-    data = np.asarray(values, dtype=np.float64)
-    if len(data) == 1:
-        return float(data[0]), float(data[0])
-    rng = np.random.default_rng(stats.DEFAULT_SEED)
-    means = data[rng.integers(0, len(data), size=(n_boot, len(data)))].mean(axis=1)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
-
-
 def _metric_cell(
     policy: str,
     column: Column,
@@ -432,7 +416,7 @@ def _metric_cell(
         if status == "empty" and any(r.get("n") for r in runs):
             reason = f"no episode carries the metric {metric}"
         return Cell(rate=None, ci_low=None, ci_high=None, status=status, reason=reason, **common)
-    low, high = mean_interval(pooled, conf)
+    low, high = stats.bootstrap_mean_interval(pooled, conf)
     return Cell(
         rate=None, ci_low=low, ci_high=high, status="ok", value=sum(pooled) / len(pooled),
         **common,
