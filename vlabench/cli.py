@@ -698,7 +698,8 @@ def run_cmd(
         inference=mode,
     )
     _print_results(results)
-    _print_latency(c, results)
+    if mode.mode != "sync":  # a sync run is its own reference
+        _print_latency(c, results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
@@ -908,7 +909,8 @@ def matrix_cmd(
     if dry_run:
         return
     _print_results(results)
-    _print_latency(c, results)
+    if mode.mode != "sync":  # a sync run is its own reference
+        _print_latency(c, results)
     if leaderboard:
         _print_board(c, suite=suites, policy=policies)
 
