@@ -57,7 +57,7 @@ def _write(root: Path, episodes: int, frames: int, size: tuple[int, int]) -> flo
 def _play(options: dict, policy, episodes: int, batch: int) -> tuple[float, int]:
     from vlabench_plugins import dataset
 
-    from vlabench.rollout import Rollout, RolloutSettings, episode_specs
+    from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 
     interface = dataset.SPEC.interface(options)
     settings = RolloutSettings(

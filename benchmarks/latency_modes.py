@@ -25,9 +25,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 def run_mode(store: Any, inference: Any, args: argparse.Namespace) -> list[int]:
     """Run the suite in one mode; the run ids."""
-    from vlabench.executors import make_executor
-    from vlabench.matrix import Runner, plan
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.execute.choose import make_executor
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
     from vlabench.registry import PolicyPreset, load_registry
 
     catalog, registry = load_catalog(), load_registry()
@@ -61,8 +62,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
 
-    from vlabench.inference import InferenceConfig
     from vlabench.report.latency import latency_costs
+    from vlabench.runtime.inference import InferenceConfig
     from vlabench.store import open_store
 
     rows = []

@@ -57,7 +57,7 @@ class HoldPolicy:
 
 def per_step_us(steps: int, batch_size: int, image: bool, repeats: int) -> float:
     """Median microseconds per env step of the loop (episodes of ``steps`` steps)."""
-    from vlabench.rollout import EpisodeSpec, Rollout, RolloutSettings
+    from vlabench.runtime.rollout import EpisodeSpec, Rollout, RolloutSettings
 
     settings = RolloutSettings(
         max_steps=steps, action_low=np.zeros(2, np.float32),

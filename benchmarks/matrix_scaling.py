@@ -25,9 +25,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 def run_once(kind: str, workers: int, episodes: int, max_steps: int, db: Path) -> float:
     """Seconds to run the matrix with one executor (nothing stored beforehand)."""
-    from vlabench.executors import make_executor
-    from vlabench.matrix import Runner, plan
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.execute.choose import make_executor
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
     from vlabench.registry import load_registry
     from vlabench.store import open_store
 

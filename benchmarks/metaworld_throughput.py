@@ -109,8 +109,9 @@ def runner_loop(task: str, seeds: list[int], max_steps: int) -> Episodes:
 
     Timed from planning on, so it includes loading plugins, building the env (once) and
     writing episodes; the in-loop rate (episode wall times only) is printed too."""
-    from vlabench.matrix import Runner, plan
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
     from vlabench.registry import load_registry
     from vlabench.store import open_store
 

@@ -32,14 +32,14 @@ import toy_env  # noqa: E402
 import toy_spec  # noqa: E402
 
 from vlabench import api  # noqa: E402
-from vlabench.isolation import instrument, isolated_env, isolated_policy  # noqa: E402
-from vlabench.remote import WsChannel, remote_env_spec, remote_policy_spec  # noqa: E402
-from vlabench.rollout import Rollout, RolloutSettings, episode_specs  # noqa: E402
+from vlabench.isolation.proxies import instrument, isolated_env, isolated_policy  # noqa: E402
+from vlabench.isolation.remote import WsChannel, remote_env_spec, remote_policy_spec  # noqa: E402
+from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs  # noqa: E402
 
 SERVER = """
 import sys; sys.path.insert(0, {fixture!r})
 import toy_spec
-from vlabench.remote import PolicyService, Server
+from vlabench.isolation.serve import PolicyService, Server
 policy = PolicyService(toy_spec.policy_spec(), None, {{}})
 target = toy_spec.env_spec() if {kind!r} == "env" else policy
 Server(target, port=0).serve_forever(lambda s: print(s.port, flush=True))

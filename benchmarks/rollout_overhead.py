@@ -142,8 +142,9 @@ def vlabench_side(
     written as each finishes). Not timed, as they are once per process or per store: loading
     the plugins and registry.yaml, creating the store (a migrated copy is put in place).
     """
-    from vlabench.matrix import Runner, plan
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
     from vlabench.registry import load_registry
     from vlabench.store import open_store
 

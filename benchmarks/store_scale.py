@@ -77,7 +77,7 @@ def query_plan(path: Path) -> list[str]:
     """SQLite's plan for the store's main leaderboard query."""
     from sqlalchemy.dialects import sqlite
 
-    from vlabench.store.queries import runs_with_counts
+    from vlabench.store.store import runs_with_counts
 
     sql = str(
         runs_with_counts().compile(

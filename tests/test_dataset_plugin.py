@@ -179,7 +179,7 @@ def test_chunks_are_scored_over_their_horizon(recorded) -> None:
 def test_replay_policy_through_the_runner_scores_zero(recorded) -> None:
     from vlabench_plugins.scripted import replay
 
-    from vlabench.rollout import Rollout, RolloutSettings, episode_specs
+    from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 
     root, _ = recorded
     options = {"dataset": str(root), "split": SPLIT}

@@ -55,7 +55,7 @@ class _Recorder:
 
 
 def test_replayed_libero_states_match_the_recording(tmp_path: Path) -> None:
-    from vlabench.rollout import EpisodeSpec, Rollout, RolloutSettings
+    from vlabench.runtime.rollout import EpisodeSpec, Rollout, RolloutSettings
 
     (spec,) = libero.vlabench_envs()
     env = spec.make(TASK, OPTIONS)

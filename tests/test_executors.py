@@ -14,15 +14,13 @@ from typing import Any
 import pytest
 from conftest import CLI
 
-from vlabench.executors import (
-    InlineExecutor,
-    ProcessExecutor,
-    describe_exit,
-    make_executor,
-    visible_gpus,
-)
-from vlabench.matrix import Runner, plan
-from vlabench.plugins import load_catalog
+from vlabench.catalog import load_catalog
+from vlabench.execute.choose import make_executor
+from vlabench.execute.executor import describe_exit, visible_gpus
+from vlabench.execute.inline import InlineExecutor
+from vlabench.execute.processes import ProcessExecutor
+from vlabench.execute.runner import Runner
+from vlabench.plan.jobs import plan
 from vlabench.registry import load_registry
 from vlabench.store import open_store
 

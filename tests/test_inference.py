@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from vlabench import api
-from vlabench.config import stable_hash
-from vlabench.inference import ActionSchedule, InferenceConfig, LatencyModel, delay_steps
-from vlabench.rollout import Rollout, RolloutSettings, episode_specs
+from vlabench.plan.configs import stable_hash
+from vlabench.runtime.inference import ActionSchedule, InferenceConfig, LatencyModel, delay_steps
+from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 
 NOOP = -1.0
 
@@ -217,9 +217,9 @@ def test_sync_config_hash_is_unchanged_by_inference_modes(tmp_path) -> None:
     """Stores written before inference modes existed must still resume their sync runs."""
     from dataclasses import asdict, replace
 
-    from vlabench.config import PolicyChoice, Protocol, RunConfig
+    from vlabench.plan.configs import EvalProtocol, PolicyChoice, RunConfig
 
-    protocol = Protocol("p", 5, 100, 0, "ever", True, 0)
+    protocol = EvalProtocol("p", 5, 100, 0, "ever", True, 0)
     config = RunConfig(PolicyChoice("noop", "noop", "scripted"), "s", "pusht", "pusht", {},
                        "push_t", protocol, [])
     old = asdict(config)

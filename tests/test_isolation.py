@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from vlabench import api
-from vlabench.isolation import WorkerDied, isolated_describe, isolated_env, isolated_policy
-from vlabench.rollout import Rollout, RolloutSettings, episode_specs
+from vlabench.isolation.proxies import WorkerDied, isolated_describe, isolated_env, isolated_policy
+from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "wire_env"
 sys.path.insert(0, str(FIXTURE))
@@ -134,8 +134,9 @@ def test_isolated_policy_restarts_after_kill_9() -> None:
 def test_kill_9_mid_episode_in_a_matrix_run_is_recorded_and_the_run_goes_on(
     tmp_path: Path,
 ) -> None:
-    from vlabench.matrix import Runner, plan
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
     from vlabench.registry import Registry, SuiteConfig
     from vlabench.store import open_store
 
@@ -194,8 +195,8 @@ def test_policy_in_a_bare_venv_matches_in_process(old_numpy_python: str) -> None
 
 
 def test_a_policy_preset_declares_isolation_in_one_line() -> None:
-    from vlabench.config import PolicyChoice
-    from vlabench.isolation import ProxyPolicy, policy_spec_for
+    from vlabench.isolation.proxies import ProxyPolicy, policy_spec_for
+    from vlabench.plan.configs import PolicyChoice
 
     isolation = {"factory": "toy_env:load", "describe": "toy_env:describe",
                  "path": [str(FIXTURE)]}
@@ -214,7 +215,7 @@ def test_a_policy_preset_declares_isolation_in_one_line() -> None:
 def test_worker_over_a_unix_socket(tmp_path: Path) -> None:
     import socket
 
-    from vlabench import wire, worker
+    from vlabench.isolation import wire, worker
 
     path = str(tmp_path / "w.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

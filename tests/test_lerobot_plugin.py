@@ -22,10 +22,11 @@ from vlabench_plugins import lerobot as plugin
 from vlabench_plugins.lerobot import hub
 
 from vlabench import api
-from vlabench.adapt import build_adapters, check
-from vlabench.config import resolve_policy, resolve_suite
-from vlabench.matrix import Runner, plan, policy_request
-from vlabench.plugins import load_catalog
+from vlabench.catalog import load_catalog
+from vlabench.execute.runner import Runner
+from vlabench.plan.compat import build_adapters, check, policy_request
+from vlabench.plan.jobs import plan
+from vlabench.plan.resolve import resolve_policy, resolve_suite
 from vlabench.registry import load_registry
 from vlabench.store import open_store
 
@@ -113,7 +114,7 @@ def test_checkpoint_runs_on_pusht_and_episodes_are_stored(
 @pytest.mark.parametrize("kind", ["act", "smolvla"])
 def test_lerobot_chunks_run_under_async_inference(world: dict, kind: str, tmp_path: Path) -> None:
     """A real LeRobot chunk through the async schedule: requested ahead, merged, stored."""
-    from vlabench.inference import InferenceConfig
+    from vlabench.runtime.inference import InferenceConfig
 
     inference = InferenceConfig("async", latency="100", chunk_threshold=0.5)
     with tk.lerobot_offline(world["root"] / "hf"):

@@ -126,8 +126,9 @@ def test_make_renders_only_requested_cameras(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_registry_suites_carry_both_protocols() -> None:
-    from vlabench.config import PolicyChoice, resolve_suite
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.plan.configs import PolicyChoice
+    from vlabench.plan.resolve import resolve_suite
     from vlabench.registry import load_registry
 
     registry = load_registry()

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from vlabench.adapt import AdapterPipeline, check
-from vlabench.matrix import requested_features
+from vlabench.execute.local import requested_features
+from vlabench.plan.compat import check
 from vlabench.registry import load_registry
+from vlabench.runtime.adapters import AdapterPipeline
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 pytest.importorskip("metaworld")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vlabench.config import resolve_policy, resolve_suite
-from vlabench.interleave import check_comparable, run_interleaved, schedule
-from vlabench.matrix import Runner
-from vlabench.plugins import catalog
+from vlabench.catalog import catalog
+from vlabench.execute.interleave import check_comparable, run_interleaved, schedule
+from vlabench.execute.runner import Runner
+from vlabench.plan.resolve import resolve_policy, resolve_suite
 from vlabench.registry import load_registry
 from vlabench.store import open_store
 

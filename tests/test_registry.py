@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vlabench.config import resolve_policy, resolve_suite
-from vlabench.plugins import load_catalog
+from vlabench.catalog import load_catalog
+from vlabench.plan.resolve import resolve_policy, resolve_suite
 from vlabench.registry import RegistryError, load_file, load_registry
 
 

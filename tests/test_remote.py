@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vlabench import api, wire
-from vlabench.remote import PolicyService, Server, WsChannel, check_bind, remote_env_spec
+from vlabench import api
+from vlabench.isolation import wire
+from vlabench.isolation.remote import WsChannel, remote_env_spec
+from vlabench.isolation.serve import PolicyService, Server, check_bind
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "wire_env"
 sys.path.insert(0, str(FIXTURE))
@@ -47,7 +49,7 @@ def env_server():
 
 
 def _catalog():
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
 
     catalog = load_catalog(allow={"scripted"})
     catalog.envs["toy"] = toy_spec.env_spec()
@@ -56,7 +58,8 @@ def _catalog():
 
 
 def _run(tmp_path: Path, policy: str, suite: str, registry, catalog, **kw):
-    from vlabench.matrix import Runner, plan
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
     from vlabench.store import open_store
 
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -89,7 +92,7 @@ def test_remote_policy_and_remote_env_match_in_process(tmp_path, policy_server, 
     assert all(e["metrics"]["env_wire_ms_p50"] > 0 for e in remote_env)
     assert health(policy_server.url)["stats"]["calls"] > 0
     # What the server serves is part of the run's config: another policy, another run.
-    from vlabench.config import resolve_policy
+    from vlabench.plan.resolve import resolve_policy
 
     choice = resolve_policy(f"remote://127.0.0.1:{policy_server.port}", registry, catalog)
     assert choice.type == "remote" and choice.options["served"]["type"] == "greedy"
@@ -114,7 +117,7 @@ def test_concurrent_requests_are_batched_into_one_policy_call():
     service = PolicyService(toy_spec.policy_spec(), None, {}, batch_wait_ms=300.0)
     server = Server(service, port=0).start_in_thread()
     request = api.PolicyRequest("greedy", None, {}, toy_spec.INTERFACE)
-    from vlabench.isolation import request_to_wire
+    from vlabench.isolation.proxies import request_to_wire
 
     clients = [WsChannel(server.url) for _ in range(2)]
     for c in clients:

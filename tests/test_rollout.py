@@ -9,7 +9,7 @@ import pytest
 from vlabench_plugins.pusht import vlabench_envs
 
 from vlabench import api
-from vlabench.rollout import EpisodeSpec, Rollout, RolloutSettings, episode_specs
+from vlabench.runtime.rollout import EpisodeSpec, Rollout, RolloutSettings, episode_specs
 
 GOAL_START = [100, 100, 256 - 31.8198, 256 - 13.1802, math.pi / 4]
 

@@ -17,7 +17,7 @@ from vlabench_plugins import simpler
 from vlabench_plugins.simpler import assets, tasks
 
 from vlabench import api
-from vlabench.rollout import EpisodeSpec, Rollout, RolloutSettings
+from vlabench.runtime.rollout import EpisodeSpec, Rollout, RolloutSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")
 OFFLINE = {"task_set": "offline", "image_size": 32}
@@ -222,22 +222,23 @@ def test_offline_suite_runs_through_the_cli(cli) -> None:
 
 
 def test_preflight_reports_missing_assets_before_the_job(tmp_path: Path, monkeypatch) -> None:
-    from vlabench.matrix import _unavailable, plan
-    from vlabench.plugins import load_catalog
+    from vlabench.catalog import load_catalog
+    from vlabench.plan.compat import unavailable
+    from vlabench.plan.jobs import plan
     from vlabench.registry import load_registry
 
     monkeypatch.setenv(assets.ENV_VAR, str(tmp_path))
     catalog, registry = load_catalog(), load_registry()
     assert catalog.envs["simpler"].preflight is simpler.preflight
     [pair] = plan(["random"], ["simpler_put_carrot_on_plate"], registry, catalog)
-    reason = _unavailable(pair.jobs[0], catalog)
+    reason = unavailable(pair.jobs[0], catalog)
     assert reason == assets.missing_message("put_carrot_on_plate", list(tasks.BRIDGE_ASSETS))
     assert pair.status == "failed" and pair.reason == reason and not pair.runnable
     assert simpler.preflight("pick_cube", OFFLINE) is None  # bundled assets: nothing to check
     for rel in assets.PACK_PATHS.values():
         (tmp_path / rel).mkdir(parents=True)
         (tmp_path / rel / "file").write_text("x")
-    assert _unavailable(pair.jobs[0], catalog) is None
+    assert unavailable(pair.jobs[0], catalog) is None
 
 
 def test_run_with_missing_assets_fails_the_job_up_front(cli, tmp_path: Path) -> None:

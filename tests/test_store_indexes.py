@@ -9,7 +9,7 @@ from sqlalchemy.dialects import sqlite
 
 from vlabench.api import EpisodeRecord
 from vlabench.store import open_store
-from vlabench.store.queries import _filtered, runs_with_counts
+from vlabench.store.store import _filtered, runs_with_counts
 
 FIELDS = dict(
     policy="p", policy_type="x", policy_plugin="x", env="e", env_plugin="x", task="t",

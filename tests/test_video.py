@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import CLI
 
-from vlabench import video
 from vlabench.api import EpisodeRecord, PolicyInterface
-from vlabench.rollout import Rollout, RolloutSettings, episode_specs
+from vlabench.runtime import video
+from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 
 
 def test_record_video_on_a_short_pusht_run(cli: CLI) -> None:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vlabench import wire, worker
+from vlabench.isolation import wire, worker
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from vlabench.registry import RegistryError
+from vlabench.api import RegistryError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

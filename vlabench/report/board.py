@@ -210,7 +210,7 @@ def policy_identity(run: Mapping[str, Any]) -> tuple[str, str, str, str, str, st
 
 def inference_label(run: Mapping[str, Any]) -> str:
     """The run's inference mode as a short label; empty for ``sync`` (or unreadable)."""
-    from vlabench.inference import InferenceConfig
+    from vlabench.runtime.inference import InferenceConfig
 
     mode = str(run.get("inference_mode") or "sync")
     if mode == "sync":
@@ -650,7 +650,7 @@ def declared_metric_columns(envs: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """``EnvSpec.metric_columns`` of the loaded plugins' envs among ``envs`` (none on error)."""
     envs = set(envs)
     try:
-        from vlabench.plugins import catalog
+        from vlabench.catalog import catalog
 
         specs = catalog().envs
     except Exception:  # a report must not fail because a plugin does

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from vlabench import api, hookimpl
 
 if TYPE_CHECKING:
-    from vlabench.plugins import Catalog
+    from vlabench.catalog import Catalog
 
 
 def _latex(board: object) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vlabench.config import config_hash_of
+from vlabench.plan.configs import config_hash_of
 from vlabench.report.board import inference_label, policy_identity, policy_labels
 from vlabench.store import reads
 from vlabench.store.models import Episode

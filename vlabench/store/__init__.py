@@ -4,8 +4,8 @@
 the schema through Alembic; the returned :class:`Store` holds every query.
 """
 
-from vlabench.store.engine import default_url, migrate, open_store
+from vlabench.store.engine import default_url, migrate
 from vlabench.store.models import RUN_STATUSES, Episode, Run
-from vlabench.store.queries import Store
+from vlabench.store.store import Store, open_store
 
 __all__ = ["RUN_STATUSES", "Episode", "Run", "Store", "default_url", "migrate", "open_store"]

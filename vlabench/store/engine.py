@@ -27,7 +27,6 @@ from sqlalchemy.exc import DBAPIError
 if TYPE_CHECKING:
     from alembic.config import Config
 
-    from vlabench.store.queries import Store
 
 DEFAULT_URL = "sqlite:///benchmarks.db"
 ENV_VAR = "VLABENCH_DB"
@@ -182,18 +181,3 @@ def migrate(engine: Engine) -> bool:
                 return False  # another process upgraded it meanwhile
             time.sleep(0.2)
         raise
-
-
-def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
-    """Open (and create or upgrade, unless ``upgrade=False``) the store at ``url``."""
-    from vlabench.store.queries import Store
-
-    url = url or default_url()
-    engine = make_store_engine(url)
-    if upgrade:
-        try:
-            migrate(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-    return Store(engine)

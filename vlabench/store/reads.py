@@ -1,6 +1,6 @@
 """Read-only queries for reports: runs with episode counts under filters, episodes in bulk.
 
-Kept apart from :mod:`vlabench.store.queries` (which owns every write) so that reports
+Kept apart from :mod:`vlabench.store.store` (which owns every write) so that reports
 never take a write lock. Each function opens one read transaction on ``store.engine``.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from vlabench.store.models import Episode
 
 if TYPE_CHECKING:
-    from vlabench.store.queries import Filter, Store
+    from vlabench.store.store import Filter, Store
 
 EPISODE_FIELDS = (
     "run_id",

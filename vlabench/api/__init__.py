@@ -55,6 +55,11 @@ Observation = dict[str, Any]
 Batch = dict[str, Any]
 
 
+class RegistryError(ValueError):
+    """A registry entry, preset option or checkpoint cannot be used; the message says where
+    and why. The CLI prints it as one line: plugins raise it (or a subclass) for bad presets."""
+
+
 @dataclass(frozen=True)
 class Feature:
     """One named input or output, with what its numbers mean.

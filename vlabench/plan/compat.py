@@ -1,8 +1,8 @@
-"""Compatibility of a (policy, env) pair, and the adapter pipeline that may bridge it.
+"""Is a (policy, env) pair compatible? Every mismatch named, through the pair's adapters.
 
-Adapters are small composable steps (like gymnasium wrappers) provided by plugins through the
-``vlabench_adapters`` hook and declared per pair in registry.yaml. Observation adapters run in
-declaration order (env -> policy); action adapters run in reverse order (policy -> env).
+Adapters are small composable steps provided by plugins through the ``vlabench_adapters`` hook
+and declared per pair in registry.yaml; :func:`build_adapters` builds them, :func:`check`
+compares the policy's features with the env's as the adapters transform them.
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from vlabench import api
 from vlabench.api import (
     ANY_SPACE,
     TASK_KEY,
     Adapter,
-    Batch,
     EnvInterface,
     Feature,
     PolicyInterface,
 )
-from vlabench.plugins import Catalog
-from vlabench.registry import RegistryError, _unknown
+from vlabench.catalog import Catalog, missing_requirements
+from vlabench.plan.configs import RunConfig
+from vlabench.registry import RegistryError, unknown
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def build_adapters(steps: Sequence[Mapping[str, Any]], catalog: Catalog) -> list
         params = {k: v for k, v in step.items() if k != "type"}
         kind = step["type"]
         if kind not in catalog.adapters:
-            raise RegistryError(_unknown("adapter", kind, catalog.adapters))
+            raise RegistryError(unknown("adapter", kind, catalog.adapters))
         try:
             adapters.append(catalog.adapters[kind].build(params))
         except (TypeError, ValueError, KeyError) as exc:
@@ -146,24 +147,48 @@ def check(
     return result
 
 
-class AdapterPipeline:
-    """Applies a pair's adapters to batches (env -> policy) and actions (policy -> env)."""
+def policy_request(config: RunConfig, catalog: Catalog) -> api.PolicyRequest:
+    env = catalog.envs[config.env]
+    return api.PolicyRequest(
+        type=config.policy.type,
+        checkpoint=config.policy.checkpoint,
+        options=config.policy.options,
+        env=env.interface(config.env_options),
+        device=config.policy.device,
+    )
 
-    def __init__(self, adapters: Sequence[Adapter]) -> None:
-        self.adapters = list(adapters)
 
-    def observation_features(self, features: tuple[Feature, ...]) -> tuple[Feature, ...]:
-        """The features the policy sees when the env offers ``features``."""
-        for adapter in self.adapters:
-            features = adapter.observation_features(features)
-        return features
+def check_pair(config: RunConfig, catalog: Catalog) -> Compatibility:
+    """Compatibility of the job's policy with its env, through the declared adapters."""
+    request = policy_request(config, catalog)
+    described = catalog.policies[config.policy.type].describe(request)
+    adapters = build_adapters(config.adapters, catalog)
+    return check(described, request.env, adapters)
 
-    def observation(self, batch: Batch) -> Batch:
-        for adapter in self.adapters:
-            batch = adapter.observation(batch)
-        return batch
 
-    def action(self, actions: np.ndarray) -> np.ndarray:
-        for adapter in reversed(self.adapters):
-            actions = adapter.action(actions)
-        return actions
+def unavailable(config: RunConfig, catalog: Catalog) -> str | None:
+    """Why the job cannot run at all (missing stack, or its env's preflight), else None."""
+    for kind, spec in (
+        ("policy", catalog.policies[config.policy.type]),
+        ("env", catalog.envs[config.env]),
+    ):
+        missing = missing_requirements(spec.requires)
+        if missing:
+            hint = f"; install with: {spec.install_hint}" if spec.install_hint else ""
+            return f"{kind} {spec.name!r} is unavailable: missing {', '.join(missing)}{hint}"
+    inference = config.inference()
+    env_spec = catalog.envs[config.env]
+    if (
+        inference.mode != "sync"
+        and inference.hold == "noop"
+        and env_spec.interface(config.env_options).noop_action is None
+    ):
+        return f"inference hold=noop: env {config.env!r} declares no noop action"
+    preflight = env_spec.preflight
+    if preflight is None:
+        return None
+    try:
+        reason = preflight(config.task, config.env_options)
+    except Exception as exc:  # a broken check must not take the whole matrix down
+        return f"env {config.env!r} preflight raised {type(exc).__name__}: {exc}"
+    return None if reason is None else str(reason)

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from vlabench.config import RunConfig
+from vlabench.plan.configs import RunConfig
 
 Order = Literal["abba", "alternate", "random"]
 ORDERS: tuple[str, ...] = ("abba", "alternate", "random")

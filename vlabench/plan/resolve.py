@@ -1,110 +1,11 @@
-"""Resolve names (policy preset, suite) into fully specified run configs, and hash them.
-
-A run is one (policy, suite, task) under one protocol. Its config hash covers everything that
-changes results except the number of episodes, so asking for more episodes later extends the
-same run, and re-running an interrupted one resumes it.
-"""
+"""Resolution: policy and suite names (registry presets, plugin types) -> :class:`RunConfig` s."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
-from vlabench.inference import InferenceConfig
-from vlabench.plugins import Catalog
-from vlabench.registry import PolicyPreset, Registry, RegistryError, SuiteConfig, _unknown
-
-
-def stable_hash(data: Any, length: int = 16) -> str:
-    """sha256 of canonical JSON (sorted keys), truncated."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def config_hash_of(config: dict[str, Any]) -> str:
-    """The hash of a run config given as a dict (:meth:`RunConfig.as_dict`, or as stored).
-
-    Left out: the episode count (more episodes extend a run), where the run executes
-    (isolation), and empty inference options (a ``sync`` run hashes as before inference
-    modes existed, so older stores still resume).
-    """
-    data = json.loads(json.dumps(config, default=str))
-    data["protocol"].pop("episodes", None)
-    data.pop("env_isolation", None)
-    data["policy"].pop("isolation", None)
-    if not data.get("inference_options"):
-        data.pop("inference_options", None)
-    return stable_hash(data)
-
-
-@dataclass(frozen=True)
-class PolicyChoice:
-    """A policy as it will be loaded: preset name, plugin type, checkpoint, options."""
-
-    name: str
-    type: str
-    plugin: str
-    checkpoint: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
-    isolation: str | dict[str, Any] | None = None
-    """Where the policy runs (a worker interpreter); not part of the config hash."""
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How episodes are run and judged; stored with every score."""
-
-    name: str
-    episodes: int
-    max_steps: int
-    seed: int
-    success: str
-    stop_on_success: bool
-    settle_steps: int
-
-    def key(self) -> dict[str, Any]:
-        """The protocol without the episode count (which only changes n)."""
-        data = asdict(self)
-        data.pop("episodes")
-        return data
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines one run; :meth:`as_dict` is stored as the run's config."""
-
-    policy: PolicyChoice
-    suite: str
-    env: str
-    env_plugin: str
-    env_options: dict[str, Any]
-    task: str
-    protocol: Protocol
-    adapters: list[dict[str, Any]]
-    inference_mode: str = "sync"
-    inference_options: dict[str, Any] = field(default_factory=dict)
-    """The mode's parameters (latency model, threshold...): see :mod:`vlabench.inference`."""
-    env_isolation: str | dict[str, Any] | None = None
-    """Where the env runs (a worker interpreter); not part of the config hash."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def config_hash(self) -> str:
-        return config_hash_of(self.as_dict())
-
-    def inference(self) -> InferenceConfig:
-        """The run's inference mode with its parameters."""
-        return InferenceConfig.from_options(self.inference_mode, self.inference_options)
-
-    def protocol_hash(self) -> str:
-        """Identifies the evaluation conditions of the suite: one leaderboard column each."""
-        return stable_hash(
-            {"env": self.env, "env_options": self.env_options, "protocol": self.protocol.key()}
-        )
+from vlabench.catalog import Catalog
+from vlabench.plan.configs import EvalProtocol, PolicyChoice, RunConfig
+from vlabench.registry import PolicyPreset, Registry, RegistryError, SuiteConfig, unknown
+from vlabench.runtime.inference import InferenceConfig
 
 
 def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyChoice:
@@ -117,7 +18,7 @@ def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyCho
             preset = PolicyPreset(type=name)
         else:
             known = {**registry.policies, **catalog.policies}
-            raise RegistryError(_unknown("policy", name, known))
+            raise RegistryError(unknown("policy", name, known))
     if preset.type not in catalog.policies:
         raise RegistryError(
             f"policy {name!r} needs policy type {preset.type!r}, which no loaded plugin provides "
@@ -144,7 +45,7 @@ REMOTE_SCHEME = "remote://"
 
 
 def _add_remote_policy_type(catalog: Catalog) -> None:
-    from vlabench.remote import remote_policy_spec
+    from vlabench.isolation.remote import remote_policy_spec
 
     if "remote" not in catalog.policies:
         catalog.policies["remote"] = remote_policy_spec()
@@ -157,7 +58,7 @@ def _remote_policy(name: str, catalog: Catalog) -> PolicyChoice:
     The server is asked what it serves (preset, type, checkpoint, options): that goes into
     the run's config, so two different policies behind one address never share a run.
     """
-    from vlabench.remote import served_policy
+    from vlabench.isolation.remote import served_policy
 
     try:
         served = served_policy(name)
@@ -184,7 +85,7 @@ def _remote_env(env: str, catalog: Catalog) -> None:
     """Make ``remote://host:port`` (an env served by `vlabench serve env`) known to the catalog."""
     if env in catalog.envs or not env.startswith(REMOTE_SCHEME):
         return
-    from vlabench.remote import remote_env_spec
+    from vlabench.isolation.remote import remote_env_spec
 
     try:
         catalog.envs[env] = remote_env_spec(env)
@@ -224,7 +125,7 @@ def resolve_suite(
                 f"(tasks: {', '.join(available[:20])}{' ...' if len(available) > 20 else ''})"
             )
     success = suite.success or env.success
-    protocol = Protocol(
+    protocol = EvalProtocol(
         name=suite.protocol,
         episodes=episodes or suite.episodes,
         max_steps=max_steps or suite.max_steps or env.max_episode_steps,

@@ -5,12 +5,13 @@ A plugin declares isolation in one line::
     make=isolated_env("my_sim_plugin.sim:make", python="/opt/simpler-venv/bin/python")
 
 and a registry suite or policy preset with ``isolation: /path/to/python`` (or a mapping, see
-:class:`Isolation`). The runner starts ``vlabench/worker.py`` under that interpreter and talks
-the wire protocol over its stdin/stdout. The proxies here satisfy the contracts (a gymnasium-
-style env, a :class:`~vlabench.api.Policy`); a worker that dies mid-call (segfault,
-``os._exit``, kill -9) raises :class:`WorkerDied`, which the rollout records as that episode's
-failure reason; the next episode gets a fresh worker. Every call is timed twice: inside the
-worker and round trip; the difference is the wire time (see :func:`instrument`).
+:class:`Isolation`). The runner starts ``vlabench/isolation/worker.py`` under that
+interpreter and talks the wire protocol over its stdin/stdout. The proxies here satisfy the
+contracts (a gymnasium-style env, a :class:`~vlabench.api.Policy`); a worker that dies
+mid-call (segfault, ``os._exit``, kill -9) raises :class:`WorkerDied`, which the rollout records
+as that episode's failure reason; the next episode gets a fresh worker.
+Every call is timed twice: inside the worker and round trip;
+the difference is the wire time (see :func:`instrument`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from vlabench import api, wire
+from vlabench import api
+from vlabench.isolation import wire
+from vlabench.isolation.decode import policy_interface_from
 
 WORKER_FILE = Path(__file__).resolve().parent / "worker.py"
 
@@ -277,27 +280,8 @@ def isolated_env(
 
 
 # -- policy proxy -----------------------------------------------------------------------------
-def feature_from(data: Mapping[str, Any]) -> api.Feature:
-    fields = dict(data)
-    for key in ("shape", "low", "high"):
-        if fields.get(key) is not None:
-            fields[key] = tuple(fields[key])
-    return api.Feature(**fields)
-
-
-def interface_from(data: Mapping[str, Any]) -> api.PolicyInterface:
-    """A PolicyInterface from its wire form."""
-    return api.PolicyInterface(
-        inputs=tuple(feature_from(f) for f in data.get("inputs") or ()),
-        action=feature_from(data["action"]),
-        n_obs_steps=int(data.get("n_obs_steps", 1)),
-        chunk_size=int(data.get("chunk_size", 1)),
-        n_action_steps=int(data.get("n_action_steps", 1)),
-    )
-
-
 def request_to_wire(request: api.PolicyRequest) -> dict[str, Any]:
-    from vlabench.worker import plain
+    from vlabench.isolation.worker import plain
 
     return plain(request)
 
@@ -326,7 +310,7 @@ class ProxyPolicy:
             self.channel.close()
             self.channel = None
             raise
-        return interface_from(data)
+        return policy_interface_from(data)
 
     def _call(self, op: str, args: Any) -> tuple[Any, CallTiming]:
         # A worker that died since the last call fails this call (the channel says how it
@@ -388,7 +372,7 @@ def isolated_describe(
             data, _ = channel.call("describe", request_to_wire(request))
         finally:
             channel.close()
-        return interface_from(data)
+        return policy_interface_from(data)
 
     return run
 

@@ -13,7 +13,7 @@ Requests are ``{"v", "id", "op", "args"}``; replies ``{"v", "id", "ok": true, "r
 big-endian length; over a WebSocket one message is one binary frame.
 
 This module needs only numpy and msgpack, so that a worker interpreter without vlabench's
-other dependencies can import it (see ``vlabench/worker.py``).
+other dependencies can import it (see ``vlabench/isolation/worker.py``).
 """
 
 from __future__ import annotations

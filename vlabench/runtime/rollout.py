@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from vlabench.adapt import AdapterPipeline
 from vlabench.api import (
     CHUNK_OBSERVER,
     EPISODE_INDEX_KEY,
@@ -32,7 +31,8 @@ from vlabench.api import (
     Observation,
     Policy,
 )
-from vlabench.inference import ActionSchedule, InferenceConfig
+from vlabench.runtime.adapters import AdapterPipeline
+from vlabench.runtime.inference import ActionSchedule, InferenceConfig
 
 
 @dataclass(frozen=True)
@@ -248,14 +248,14 @@ class Rollout:
             return
         from pathlib import Path
 
-        from vlabench import video
+        from vlabench.runtime import video
 
         path = Path(settings.video_dir) / video.file_name(spec.task, spec.episode_index)
         slot.video = video.VideoWriter(path, settings.fps)
         self._video_frame(slot, obs)
 
     def _video_frame(self, slot: _Slot, obs: Observation) -> None:
-        from vlabench import video
+        from vlabench.runtime import video
 
         try:
             frame = video.frame_of(slot.env, obs)

@@ -1,16 +1,11 @@
-"""Executors of the matrix's jobs: ``inline`` (this process) and ``processes`` (local workers).
+"""The ``processes`` executor: jobs on local worker processes, each finished episode piped back.
 
-Both report to a :class:`vlabench.matrix.JobEvents` in the caller's process, which stores each
-episode as it arrives: workers never touch the store, so SQLite has one writer.
-
-``processes`` starts ``workers`` Python processes (``python -m vlabench.executors``). Each
+It starts ``workers`` Python processes (``python -m vlabench.execute.processes FD``). Each
 loads the plugins once, keeps every policy it loads and reuses it for later jobs of that policy
 (the dispatcher prefers to give a worker jobs of the policy it already holds). A worker runs
 one job at a time and sends each finished episode back through its pipe. A worker that dies
-(segfault, OOM kill, ``exit``) takes only its job with it: the parent keeps the episodes already
-received, retries the rest of the job on a fresh worker up to ``retries`` times, then records
-the job as failed with the cause. Workers ignore Ctrl-C; the parent stops them and leaves the
-store consistent.
+(segfault, OOM kill, ``exit``) takes only its job with it (:func:`~vlabench.execute.executor.
+after_crash`). Workers ignore Ctrl-C; the parent stops them and leaves the store consistent.
 """
 
 from __future__ import annotations
@@ -22,81 +17,22 @@ import socket
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
-from typing import Any
 
-from vlabench.matrix import Job, JobEvents, JobWorker
-from vlabench.plugins import Catalog
-
-EXECUTORS = ("inline", "processes", "ray")
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def cpu_count() -> int:
-    """CPUs this process may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def visible_gpus() -> list[str]:
-    """GPU ids for ``CUDA_VISIBLE_DEVICES``: the inherited list, else the NVIDIA driver's count.
-
-    Read without importing torch or CUDA (the parent must stay light and fork-safe).
-    """
-    inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if inherited is not None:
-        return [g.strip() for g in inherited.split(",") if g.strip() and g.strip() != "-1"]
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return [str(i) for i in range(len(list(gpus.iterdir())))] if gpus.is_dir() else []
-
-
-def describe_exit(exitcode: int | None) -> str:
-    """``killed by SIGSEGV`` / ``exited with code 3`` for a dead worker."""
-    if exitcode is None:
-        return "stopped responding"
-    if exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
-
-
-class InlineExecutor:
-    """Runs jobs one after the other in this process (no isolation: a segfault ends it all)."""
-
-    name = "inline"
-    parallelism = 1
-
-    def __init__(self, catalog: Catalog, batch_size: int = 1) -> None:
-        self.worker = JobWorker(catalog, batch_size)
-
-    def run(self, jobs: Sequence[Job], events: JobEvents) -> None:
-        for job in jobs:
-            events.job_started(job)
-            try:
-                self.worker.run(
-                    job.config, job.indices, lambda r, job=job: events.episode_finished(job, r)
-                )
-            except Exception as exc:
-                events.job_finished(job, f"{type(exc).__name__}: {exc}")
-                continue
-            events.job_finished(job, None)
-
-
-# -- processes -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WorkerSetup:
-    """What a worker process needs to rebuild the parent's plugin view (all picklable)."""
-
-    allow: frozenset[str] | None = None
-    block: frozenset[str] = frozenset()
-    batch_size: int = 1
+from vlabench.execute.executor import (
+    THREAD_VARS,
+    JobEvents,
+    PendingJob,
+    WorkerSetup,
+    after_crash,
+    cpu_count,
+    describe_exit,
+    visible_gpus,
+)
+from vlabench.execute.local import JobWorker
+from vlabench.plan.jobs import Job
 
 
 def _worker_main(fd: int) -> None:
@@ -107,7 +43,7 @@ def _worker_main(fd: int) -> None:
     conn = Connection(fd)
     try:
         setup: WorkerSetup = conn.recv()
-        from vlabench.plugins import catalog
+        from vlabench.catalog import catalog
 
         worker = JobWorker(catalog(setup.allow, setup.block), setup.batch_size)
         while True:
@@ -123,16 +59,6 @@ def _worker_main(fd: int) -> None:
                 conn.send(("done", job_id, None))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the parent went away
-
-
-@dataclass
-class PendingJob:
-    """A job in flight or queued, with what is left of it and how often it crashed."""
-
-    job: Job
-    left: list[int]
-    attempts: int = 0
-    started: bool = False
 
 
 @dataclass(eq=False)
@@ -165,7 +91,7 @@ class ProcessExecutor:
         self.allow, self.block = allow, block
 
     def _spawn(self, slot: int, gpus: list[str]) -> _Handle:
-        """A fresh worker: ``python -m vlabench.executors FD`` on one end of a socket pair.
+        """A fresh worker: ``python -m vlabench.execute.processes FD`` on one end of a socket pair.
 
         A plain subprocess (not ``multiprocessing``) so that nothing of the caller's
         ``__main__`` is re-imported, and thread and GPU settings are in its environment
@@ -183,7 +109,7 @@ class ProcessExecutor:
         masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "vlabench.executors", str(theirs.fileno())],
+                [sys.executable, "-m", "vlabench.execute.processes", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -262,20 +188,8 @@ class ProcessExecutor:
         task = handle.task
         assert task is not None
         handle.task = None
-        task.left = [i for i in task.left if i not in handle.received]
-        task.attempts += 1
-        error = (
-            f"worker process {describe_exit(handle.process.returncode)} while running "
-            f"episodes {task.left[:1] + (['...'] if len(task.left) > 1 else [])} "
-            f"(attempt {task.attempts} of {self.retries + 1})"
-        )
-        if not task.left:
-            events.job_finished(task.job, None)
-        elif task.attempts > self.retries:
-            events.job_finished(task.job, error)
-        else:
-            events.job_retried(task.job, error)
-            queue.appendleft(task)
+        cause = f"worker process {describe_exit(handle.process.returncode)}"
+        after_crash(task, handle.received, cause, self.retries, queue, events)
 
 
 def _pick(queue: deque[PendingJob], policy_key: str | None) -> PendingJob:
@@ -304,43 +218,6 @@ def _stop(handles: list[_Handle]) -> None:
             handle.process.kill()
             handle.process.wait()
         handle.conn.close()
-
-
-def make_executor(
-    kind: str,
-    catalog: Catalog,
-    *,
-    workers: int | None = None,
-    retries: int = 2,
-    batch_size: int = 1,
-    address: str | None = None,
-    allow: frozenset[str] | None = None,
-    block: frozenset[str] = frozenset(),
-) -> Any:
-    """An executor by name: ``inline``, ``processes`` or ``ray``."""
-    factories: dict[str, Callable[[], Any]] = {
-        "inline": lambda: InlineExecutor(catalog, batch_size),
-        "processes": lambda: ProcessExecutor(
-            workers, retries=retries, batch_size=batch_size, allow=allow, block=block
-        ),
-    }
-    if kind == "ray":
-        from vlabench.ray_executor import RayExecutor
-
-        return RayExecutor(
-            address=address,
-            workers=workers,
-            retries=retries,
-            batch_size=batch_size,
-            allow=allow,
-            block=block,
-        )
-    if kind not in factories:
-        raise ValueError(f"unknown executor {kind!r}: expected one of {', '.join(EXECUTORS)}")
-    return factories[kind]()
-
-
-__all__ = ["EXECUTORS", "InlineExecutor", "ProcessExecutor", "make_executor"]
 
 
 if __name__ == "__main__":  # a worker process (see ProcessExecutor._spawn)

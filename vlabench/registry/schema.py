@@ -1,26 +1,21 @@
-"""registry.yaml (and user files) -> validated suites, policy presets, pair adapters, matrices.
+"""The registry's schema: one pydantic model per kind of entry, and the merged :class:`Registry`.
 
-The registry is data, not code. Files are merged in order, later wins per name; adapters
-accumulate. Unknown keys are errors, and every error names the file, line and key.
+The registry is data, not code. Unknown keys are errors (``extra="forbid"``); lookups of an
+unknown name say what is known (:func:`unknown`).
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ENV_VAR = "VLABENCH_REGISTRY"
-
-
-class RegistryError(ValueError):
-    """A registry file could not be read or is invalid; the message says where and why."""
+from vlabench.api import RegistryError
 
 
 class _Strict(BaseModel):
@@ -124,12 +119,12 @@ class Registry:
 
     def suite(self, name: str) -> SuiteConfig:
         if name not in self.suites:
-            raise RegistryError(_unknown("suite", name, self.suites))
+            raise RegistryError(unknown("suite", name, self.suites))
         return self.suites[name]
 
     def matrix(self, name: str) -> MatrixConfig:
         if name not in self.matrices:
-            raise RegistryError(_unknown("matrix", name, self.matrices))
+            raise RegistryError(unknown("matrix", name, self.matrices))
         return self.matrices[name]
 
     def adapter_steps(self, policy_names: list[str], env: str) -> list[dict[str, Any]]:
@@ -142,95 +137,9 @@ class Registry:
         return []
 
 
-def _unknown(kind: str, name: str, known: dict[str, Any]) -> str:
+def unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
+    """``unknown suite 'x'; did you mean y? (known: ...)``: the one message for a missing name."""
     close = difflib.get_close_matches(name, list(known), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     listing = ", ".join(sorted(known)) or "none"
     return f"unknown {kind} {name!r}{hint} (known: {listing})"
-
-
-def default_registry_path() -> Path:
-    """registry.yaml at the root of the vlabench checkout."""
-    return Path(__file__).resolve().parent.parent / "registry.yaml"
-
-
-def registry_paths(extra: list[str | Path] | None = None) -> list[Path]:
-    """The default file, then ``VLABENCH_REGISTRY`` (``:``-separated), then ``extra``."""
-    paths = [default_registry_path()]
-    paths += [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    paths += [Path(p) for p in extra or []]
-    return paths
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == str(key)), None)
-            if match is None:
-                key_node = next((k for k, _ in node.value if k.value == str(key)), None)
-                return key_node.start_mark.line + 1 if key_node else line
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-            if key >= len(node.value):
-                return line
-            node = node.value[key]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
-
-
-def _format_errors(path: Path, node: yaml.Node | None, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid registry ({exc.error_count()} problem(s))"]
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        where = _line_of(node, loc)
-        prefix = f"{path}:{where}" if where else str(path)
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (not one of the allowed keys; check the spelling)"
-        else:
-            message = f"{err['msg']}, got {err.get('input')!r}"
-        lines.append(f"  {prefix}: {key}: {message}")
-    return "\n".join(lines)
-
-
-def load_file(path: Path) -> RegistryFile:
-    """Parse and validate one registry file."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read registry file: {exc.strerror}") from exc
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~5x faster
-    try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RegistryError(
-            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
-        )
-    try:
-        return RegistryFile.model_validate(data)
-    except ValidationError as exc:  # line numbers only when they are needed
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raise RegistryError(_format_errors(path, node, exc)) from None
-
-
-def load_registry(extra: list[str | Path] | None = None) -> Registry:
-    """Load and merge the default registry, ``VLABENCH_REGISTRY`` files and ``extra`` files."""
-    reg = Registry()
-    for i, path in enumerate(registry_paths(extra)):
-        if i == 0 and not path.exists():
-            continue  # installed without the checkout: user files only
-        parsed = load_file(path)
-        reg.suites.update(parsed.suites)
-        reg.policies.update(parsed.policies)
-        reg.adapters.extend(parsed.adapters)
-        reg.matrices.update(parsed.matrices)
-        reg.files.append(path)
-    return reg

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlabench.api import EpisodeRecord
-from vlabench.config import RunConfig
-from vlabench.executors import PendingJob, WorkerSetup, cpu_count
-from vlabench.matrix import Job, JobEvents, JobWorker
+from vlabench.execute.executor import JobEvents, PendingJob, WorkerSetup, after_crash, cpu_count
+from vlabench.execute.local import JobWorker
+from vlabench.plan.configs import RunConfig
+from vlabench.plan.jobs import Job
 
 _DONE = object()
 
@@ -33,7 +34,7 @@ class RayWorker:
     ``("done", error_or_None)`` per job."""
 
     def __init__(self, setup: WorkerSetup) -> None:
-        from vlabench.plugins import catalog
+        from vlabench.catalog import catalog
 
         self.worker = JobWorker(catalog(setup.allow, setup.block), setup.batch_size)
 
@@ -195,7 +196,8 @@ class RayExecutor:
         except (RayActorError, ray.exceptions.WorkerCrashedError) as exc:
             actors.remove(actor)
             ray.kill(actor.handle, no_restart=True)
-            self._crashed(task, actor.received, str(exc).strip().splitlines()[0], queue_, events)
+            cause = f"Ray actor died ({str(exc).strip().splitlines()[0]})"
+            after_crash(task, actor.received, cause, self.retries, queue_, events)
             return
         if kind == "episode":
             actor.received.add(int(payload.episode_index))
@@ -203,22 +205,3 @@ class RayExecutor:
             return
         actor.task, actor.stream = None, None
         events.job_finished(task.job, payload)
-
-    def _crashed(
-        self,
-        task: PendingJob,
-        received: set[int],
-        reason: str,
-        queue_: deque[PendingJob],
-        events: JobEvents,
-    ) -> None:
-        task.left = [i for i in task.left if i not in received]
-        task.attempts += 1
-        error = f"Ray actor died ({reason}) (attempt {task.attempts} of {self.retries + 1})"
-        if not task.left:
-            events.job_finished(task.job, None)
-        elif task.attempts > self.retries:
-            events.job_finished(task.job, error)
-        else:
-            events.job_retried(task.job, error)
-            queue_.appendleft(task)

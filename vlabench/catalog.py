@@ -24,7 +24,8 @@ from typing import Any
 
 import pluggy
 
-from vlabench import api, hookspecs
+from vlabench import api
+from vlabench.api import hookspecs
 
 GROUP = "vlabench"
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, sessionmaker
 
 from vlabench.api import EpisodeRecord
-from vlabench.store.engine import IMMEDIATE, retrying
+from vlabench.store.engine import IMMEDIATE, default_url, make_store_engine, migrate, retrying
 from vlabench.store.models import FINAL_STATUSES, RUN_STATUSES, Episode, Run, utcnow
 
 _RUN_COLUMNS = tuple(c.key for c in inspect(Run).column_attrs)
@@ -339,3 +339,16 @@ class Store:
             "errors": errors,
             "success_rate": successes / n if n else None,
         }
+
+
+def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
+    """Open (and create or upgrade, unless ``upgrade=False``) the store at ``url``."""
+    url = url or default_url()
+    engine = make_store_engine(url)
+    if upgrade:
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    return Store(engine)

@@ -1,8 +1,8 @@
 """A worker process that hosts one env or policy and answers wire-protocol calls.
 
-Started by the runner (``vlabench/isolation.py``) in any interpreter, usually another venv::
+Started by the runner (``vlabench/isolation/proxies.py``) in any interpreter, usually another venv::
 
-    /opt/simpler/bin/python /path/to/vlabench/worker.py --kind env --factory my_sim:make
+    /opt/simpler/bin/python /path/to/vlabench/isolation/worker.py --kind env --factory my_sim:make
 
 It needs only numpy, msgpack and the hosted stack: run as a file, it loads its sibling
 ``wire.py`` directly instead of importing the ``vlabench`` package (which needs pluggy,
@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a file: don't let vlabench/*.py shadow t
     sys.modules["_vlabench_wire"] = wire
     _spec.loader.exec_module(wire)
 else:
-    from vlabench import wire
+    from vlabench.isolation import wire
 
 
 def resolve_factory(target: str) -> Callable[..., Any]:
@@ -77,31 +77,10 @@ def _namespace(data: Any) -> Any:
 def policy_request(data: Mapping[str, Any]) -> Any:
     """A PolicyRequest from wire data (vlabench.api's when importable, else a namespace)."""
     try:
-        from vlabench import api
-    except ImportError:
+        from vlabench.isolation.decode import policy_request_from
+    except ImportError:  # a bare interpreter: numpy, msgpack and the hosted stack only
         return _namespace(dict(data))
-
-    def feature(d: Mapping[str, Any]) -> api.Feature:
-        fields = dict(d)
-        for key in ("shape", "low", "high"):
-            if fields.get(key) is not None:
-                fields[key] = tuple(fields[key])
-        return api.Feature(**fields)
-
-    env = data["env"]
-    interface = api.EnvInterface(
-        observation=tuple(feature(f) for f in env["observation"]),
-        action=feature(env["action"]),
-        fps=env["fps"],
-        noop_action=tuple(env["noop_action"]) if env.get("noop_action") is not None else None,
-    )
-    return api.PolicyRequest(
-        type=data["type"],
-        checkpoint=data.get("checkpoint"),
-        options=data.get("options") or {},
-        env=interface,
-        device=data.get("device", "cpu"),
-    )
+    return policy_request_from(data)
 
 
 def _step_result(out: Any) -> list[Any]:
@@ -251,13 +230,13 @@ def build_host(
     if kind == "env":
         if factory:
             return EnvHost(resolve_factory(factory))
-        from vlabench.plugins import catalog
+        from vlabench.catalog import catalog
 
         env_spec = catalog().envs[spec]
         return EnvHost(env_spec.make, env_spec)
     if factory:
         return PolicyHost(resolve_factory(factory), resolve_factory(describe) if describe else None)
-    from vlabench.plugins import catalog
+    from vlabench.catalog import catalog
 
     policy_spec = catalog().policies[spec]
     return PolicyHost(policy_spec.load, policy_spec.describe)

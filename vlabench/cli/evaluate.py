@@ -1,0 +1,425 @@
+"""`vlabench check`, `run`, `matrix` and `interleave`: plan pairs, run them, store episodes."""
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from vlabench.cli import options as opts
+from vlabench.cli.app import Context, app, console, context, fail, load_registry
+from vlabench.cli.boards import print_board
+from vlabench.cli.progress import EpisodeLines, MatrixProgress
+
+if TYPE_CHECKING:
+    from vlabench.runtime.inference import InferenceConfig
+
+
+@app.command("check")
+def check_cmd(
+    ctx: typer.Context,
+    policy: Annotated[str, typer.Argument(help="Policy preset or type.")],
+    target: Annotated[str, typer.Argument(help="Suite (uses its env options) or env name.")],
+) -> None:
+    """Check whether a policy can run on a suite or env, naming every mismatch.
+
+    Exit code 0 when compatible, 1 when not. Example: vlabench check noop pusht
+    """
+    from vlabench.plan.compat import check_pair
+    from vlabench.plan.resolve import resolve_policy, resolve_suite
+    from vlabench.registry import RegistryError, SuiteConfig
+
+    c = context(ctx)
+    cat, reg = c.catalog(), load_registry(c)
+    try:
+        choice = resolve_policy(policy, reg, cat)
+        if target not in reg.suites and target in cat.envs:
+            reg.suites[target] = SuiteConfig(env=target)
+        config = resolve_suite(target, choice, reg, cat)[0]
+        result = check_pair(config, cat)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # a plugin's describe/interface refused (e.g. an unarmed robot)
+        raise fail(f"cannot check the pair: {type(exc).__name__}: {exc}") from None
+    out = console()
+    if result.adapters:
+        out.print(f"adapters: {' -> '.join(result.adapters)}")
+    if result.ok:
+        out.print(f"[green]compatible[/]: {policy} on {target}")
+        return
+    out.print(f"[red]incompatible[/]: {policy} on {target}")
+    for mismatch in result.mismatches:
+        out.print(f"  - {mismatch}")
+    raise typer.Exit(1)
+
+
+def _execute(
+    c: Context,
+    policies: list[str],
+    suites: list[str],
+    *,
+    episodes: int | None,
+    max_steps: int | None,
+    tasks: list[str] | None,
+    batch_size: int,
+    dry_run: bool = False,
+    executor: str = "processes",
+    workers: int | None = None,
+    address: str | None = None,
+    retries: int = 2,
+    inference: "InferenceConfig | None" = None,
+) -> list[Any]:
+    from vlabench.execute.choose import make_executor
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
+    from vlabench.registry import RegistryError
+
+    cat, reg = c.catalog(), load_registry(c)
+    try:
+        pairs = plan(
+            policies,
+            suites,
+            reg,
+            cat,
+            episodes=episodes,
+            max_steps=max_steps,
+            tasks=tasks,
+            inference=inference,
+        )
+        chosen = make_executor(
+            executor,
+            cat,
+            workers=workers,
+            retries=retries,
+            batch_size=batch_size,
+            address=address,
+            allow=c.allow,
+            block=c.block,
+        )
+    except (RegistryError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    out = console()
+    for pair in pairs:
+        if not pair.runnable:
+            out.print(
+                f"[yellow]{pair.policy.name} × {pair.suite}: {pair.status}:[/] {pair.reason}",
+            )
+    if dry_run:
+        _print_plan(c, pairs, chosen)
+        return []
+    store = c.store()
+    with MatrixProgress(c.quiet) as progress:
+        runner = Runner(store, cat, progress, batch_size=batch_size, executor=chosen)
+        try:
+            return runner.run_pairs(pairs)
+        except KeyboardInterrupt:
+            out.print(
+                "[yellow]interrupted[/]: finished episodes are stored; "
+                "run the same command again to resume"
+            )
+            raise typer.Exit(130) from None
+
+
+def _peek_store(c: Context) -> Any | None:
+    """The store if it exists and has a schema, without creating or migrating anything."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from vlabench.store import default_url, open_store
+
+    url = c.db or default_url()
+    sa_url = make_url(url)
+    if sa_url.get_backend_name() == "sqlite" and not Path(sa_url.database or "").is_file():
+        return None
+    try:
+        store = open_store(url, upgrade=False)
+        return store if inspect(store.engine).has_table("runs") else None
+    except Exception:
+        return None
+
+
+def _print_plan(c: Context, pairs: list[Any], executor: Any) -> None:
+    """The dry run: jobs and episodes per pair (minus what the store has), and why not."""
+    from vlabench.plan.jobs import preview
+
+    plans = preview(pairs, _peek_store(c), executor.parallelism)
+    out = console()
+    runnable = [p for p in plans if p.pair.runnable]
+    out.print(
+        f"plan: {len(plans)} pair(s), {sum(p.runs for p in plans)} run(s); "
+        f"{sum(p.jobs for p in runnable)} job(s), {sum(p.episodes for p in runnable)} "
+        f"episode(s) to run ({sum(p.stored for p in runnable)} already stored); "
+        f"{len(plans) - len(runnable)} pair(s) not runnable; "
+        f"executor {executor.name} × {executor.parallelism}",
+        soft_wrap=True,
+    )
+    for p in plans:
+        head = f"  {p.pair.policy.name} × {p.pair.suite}: "
+        if p.pair.runnable:
+            out.print(
+                f"{head}{p.runs} run(s), {p.jobs} job(s), {p.episodes} episode(s) to run, "
+                f"{p.stored} stored",
+                markup=False,
+                soft_wrap=True,
+            )
+        else:
+            out.print(f"{head}{p.pair.status}: {p.pair.reason}", markup=False, soft_wrap=True)
+
+
+@app.command("run")
+def run_cmd(
+    ctx: typer.Context,
+    policy: Annotated[str, typer.Option("--policy", help="Policy preset or type.")],
+    suite: Annotated[str | None, typer.Option("--suite", help="Suite from the registry.")] = None,
+    episodes: Annotated[int | None, opts.EPISODES] = None,
+    max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+    ] = None,
+    batch_size: Annotated[int, opts.BATCH] = 1,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Instead of --suite: the env's suite (ENV_fake with --fake, else ENV), "
+            "or a bare suite of that env.",
+        ),
+    ] = None,
+    env_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env-option",
+            "-E",
+            metavar="KEY=VALUE",
+            help="Env option (a YAML value) over the suite's env_options; part of the run "
+            "config (repeatable).",
+        ),
+    ] = None,
+    fake: Annotated[
+        bool, typer.Option("--fake", help="Dry run on the env's fake hardware (fake=true).")
+    ] = False,
+    armed: Annotated[
+        bool,
+        typer.Option(
+            "--armed",
+            help="Let a hardware env move (it still asks for confirmation at the terminal).",
+        ),
+    ] = False,
+    record_video: Annotated[int, opts.RECORD_VIDEO] = 0,
+    video_dir: Annotated[Path | None, opts.VIDEO_DIR] = None,
+    executor: Annotated[str | None, opts.EXECUTOR] = None,
+    workers: Annotated[int | None, opts.WORKERS] = None,
+    address: Annotated[str | None, opts.ADDRESS] = None,
+    retries: Annotated[int, opts.RETRIES] = 2,
+    inference: Annotated[str, opts.INFERENCE] = "sync",
+    latency_ms: Annotated[str, opts.LATENCY] = "measured",
+    chunk_threshold: Annotated[float, opts.THRESHOLD] = 0.5,
+    aggregate: Annotated[str, opts.AGGREGATE] = "weighted",
+    hold: Annotated[str, opts.HOLD] = "last",
+) -> None:
+    """Evaluate one policy on one suite; re-running the same command resumes it.
+
+    Example: vlabench run --policy noop --suite pusht --episodes 2;
+    vlabench run --policy noop --env parol6 --fake -n 1;
+    vlabench run --policy smolvla_libero --suite libero_spatial --inference async
+    --latency-ms 120 (what 120 ms of latency costs; the sync run is the reference).
+    """
+    import os
+
+    c = context(ctx)
+    mode = opts.inference_config(inference, latency_ms, chunk_threshold, aggregate, hold)
+    if (suite is None) == (env is None):
+        raise fail("give exactly one of --suite and --env")
+    options = opts.parse_env_options(env_option or [])
+    if fake:
+        options["fake"] = True
+    if armed:  # read by hardware envs, never stored: arming is not part of a run's identity
+        os.environ["VLABENCH_ARMED"] = "1"
+    suite = opts.patch_suite(c, suite, env, fake, options)
+    opts.configure_video(c, record_video, video_dir)
+    results = _execute(
+        c,
+        [policy],
+        [suite],
+        episodes=episodes,
+        max_steps=max_steps,
+        tasks=task,
+        batch_size=batch_size,
+        executor=executor or ("inline" if armed else "processes"),  # an armed robot: inline
+        workers=workers,
+        address=address,
+        retries=retries,
+        inference=mode,
+    )
+    _print_results(results)
+    if mode.mode != "sync":  # a sync run is its own reference
+        _print_latency(c, results)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("interleave")
+def interleave_cmd(
+    ctx: typer.Context,
+    policy: Annotated[
+        list[str], typer.Option("--policy", help="Policies to compare (repeat, >= 2).")
+    ],
+    suite: Annotated[str | None, typer.Option("--suite", help="Suite from the registry.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="As for `run`.")] = None,
+    env_option: Annotated[
+        list[str] | None,
+        typer.Option("--env-option", "-E", metavar="KEY=VALUE", help="As for `run`."),
+    ] = None,
+    fake: Annotated[bool, typer.Option("--fake", help="As for `run`.")] = False,
+    armed: Annotated[bool, typer.Option("--armed", help="As for `run`.")] = False,
+    episodes: Annotated[int | None, opts.EPISODES] = None,
+    max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+    ] = None,
+    order: Annotated[str, typer.Option(help="abba | alternate | random")] = "abba",
+    seed: Annotated[int, typer.Option(help="Seed of the random order.")] = 0,
+) -> None:
+    """Compare policies episode by episode in interleaved order (fair on a real robot).
+
+    Episode i of every policy runs before episode i+1 of any; each policy keeps its own run.
+    Example: vlabench interleave --policy noop --policy random --env parol6 --fake -n 2
+    """
+    import os
+
+    from vlabench.execute.interleave import ORDERS, run_interleaved
+    from vlabench.execute.runner import Runner
+    from vlabench.plan.jobs import plan
+    from vlabench.registry import RegistryError
+
+    c = context(ctx)
+    if len(policy) < 2 or (suite is None) == (env is None) or order not in ORDERS:
+        raise fail(
+            f"give >= 2 --policy, exactly one of --suite and --env, --order in {ORDERS}"
+        )
+    options = opts.parse_env_options(env_option or [])
+    if fake:
+        options["fake"] = True
+    if armed:
+        os.environ["VLABENCH_ARMED"] = "1"
+    suite = opts.patch_suite(c, suite, env, fake, options)
+    cat, reg = c.catalog(), load_registry(c)
+    try:
+        pairs = plan(policy, [suite], reg, cat, episodes=episodes, max_steps=max_steps, tasks=task)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    blocked = [p for p in pairs if not p.runnable]
+    for pair in blocked:
+        print(f"{pair.policy.name} × {pair.suite}: {pair.status}: {pair.reason}", file=sys.stderr)
+    if blocked:
+        raise typer.Exit(1)
+    runner = Runner(c.store(), cat, EpisodeLines(c.quiet))
+    results = []
+    try:
+        for i in range(len(pairs[0].jobs)):  # one task at a time, the same for every policy
+            configs = [pair.jobs[i] for pair in pairs]
+            results += run_interleaved(configs, runner.run_job, order, seed)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        print("interrupted: finished episodes are stored; run it again to resume", file=sys.stderr)
+        raise typer.Exit(130) from None
+    runs = {r.run_id: r for r in results}  # the latest result of each run
+    new = sum(r.new_episodes for r in results)
+    failed = [r for r in runs.values() if r.status == "failed"]
+    print(f"{len(runs)} run(s), {new} new episode(s) stored, {len(failed)} failed")
+    for r in failed:
+        print(f"failed {r.label}: {r.error}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("matrix")
+def matrix_cmd(
+    ctx: typer.Context,
+    policy: Annotated[
+        list[str] | None, typer.Option("--policy", help="Policies (repeatable).")
+    ] = None,
+    suite: Annotated[list[str] | None, typer.Option("--suite", help="Suites (repeatable).")] = None,
+    name: Annotated[
+        str, typer.Option("--name", help="Matrix from the registry when no --policy/--suite.")
+    ] = "default",
+    episodes: Annotated[int | None, opts.EPISODES] = None,
+    max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
+    batch_size: Annotated[int, opts.BATCH] = 1,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the plan (jobs, episodes, incompatible pairs) only.")
+    ] = False,
+    leaderboard: Annotated[bool, typer.Option(help="Print the leaderboard at the end.")] = True,
+    record_video: Annotated[int, opts.RECORD_VIDEO] = 0,
+    video_dir: Annotated[Path | None, opts.VIDEO_DIR] = None,
+    executor: Annotated[str, opts.EXECUTOR] = "processes",
+    workers: Annotated[int | None, opts.WORKERS] = None,
+    address: Annotated[str | None, opts.ADDRESS] = None,
+    retries: Annotated[int, opts.RETRIES] = 2,
+    inference: Annotated[str, opts.INFERENCE] = "sync",
+    latency_ms: Annotated[str, opts.LATENCY] = "measured",
+    chunk_threshold: Annotated[float, opts.THRESHOLD] = 0.5,
+    aggregate: Annotated[str, opts.AGGREGATE] = "weighted",
+    hold: Annotated[str, opts.HOLD] = "last",
+) -> None:
+    """Cross-evaluate every policy on every suite, checking each pair first.
+
+    Incompatible pairs are stored and shown as "incompatible: reason", never run. Jobs run
+    on local worker processes (--workers N), in this process (--executor inline) or on Ray
+    (--executor ray --address auto); re-running the same command runs only what is missing.
+    Example: vlabench matrix --policy noop --policy random --suite pusht_quick --workers 2
+    """
+    c = context(ctx)
+    mode = opts.inference_config(inference, latency_ms, chunk_threshold, aggregate, hold)
+    policies, suites = policy or [], suite or []
+    if not policies or not suites:
+        from vlabench.registry import RegistryError
+
+        try:
+            preset = load_registry(c).matrix(name)
+        except RegistryError as exc:
+            raise fail(str(exc)) from None
+        policies, suites = policies or preset.policies, suites or preset.suites
+        episodes = episodes or preset.episodes
+    opts.configure_video(c, record_video, video_dir)
+    results = _execute(
+        c,
+        policies,
+        suites,
+        episodes=episodes,
+        max_steps=max_steps,
+        tasks=None,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        executor=executor,
+        workers=workers,
+        address=address,
+        retries=retries,
+        inference=mode,
+    )
+    if dry_run:
+        return
+    _print_results(results)
+    if mode.mode != "sync":  # a sync run is its own reference
+        _print_latency(c, results)
+    if leaderboard:
+        print_board(c, suite=suites, policy=policies)
+
+
+def _print_results(results: list[Any]) -> None:
+    out = console()
+    new = sum(r.new_episodes for r in results)
+    failed = [r for r in results if r.status == "failed"]
+    out.print(f"{len(results)} run(s), {new} new episode(s) stored, {len(failed)} failed")
+    for r in failed:
+        out.print(f"[red]failed[/] {r.label}: {r.error}")
+
+
+def _print_latency(c: Context, results: list[Any]) -> None:
+    """For runs in a realtime mode: what the latency cost, next to the same run in sync."""
+    from vlabench.report.latency import latency_costs
+    from vlabench.report.terminal import latency_table
+
+    ids = [r.run_id for r in results if r.new_episodes or r.status == "finished"]
+    costs = latency_costs(c.store(), ids)
+    if costs:
+        console().print(latency_table(costs))

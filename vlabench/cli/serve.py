@@ -1,0 +1,94 @@
+"""`vlabench serve policy|env`: serve a policy or env over WebSocket (vlabench.isolation.serve)."""
+
+from typing import Annotated, Any
+
+import typer
+
+from vlabench.cli.app import app, context, fail, load_registry
+
+serve_app = typer.Typer(
+    help="Serve a policy or env over WebSocket for `--policy remote://host:port` / suites "
+    "with `env: remote://host:port`.",
+    no_args_is_help=True,
+)
+app.add_typer(serve_app, name="serve")
+_HOST = typer.Option("--host", help="Address to bind (loopback unless --allow-remote).")
+_PORT = typer.Option("--port", help="Port (0 picks a free one).")
+_ALLOW = typer.Option("--allow-remote", help="Allow a non-loopback --host (needs --token).")
+_TOKEN = typer.Option(
+    "--token", envvar="VLABENCH_TOKEN", help="Shared token clients must send (VLABENCH_TOKEN)."
+)
+
+
+def _serve(target: Any, host: str, port: int, allow_remote: bool, token: str | None) -> None:
+    from vlabench.isolation.serve import Server
+
+    try:
+        server = Server(target, host=host, port=port, token=token, allow_remote=allow_remote)
+    except PermissionError as exc:
+        raise fail(str(exc)) from None
+
+    def started(s: Any) -> None:
+        print(f"serving {s.kind} on {s.url} (health: http://{s.host}:{s.port}/health)", flush=True)
+
+    try:
+        server.serve_forever(started)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise fail(f"cannot serve on {host}:{port}: {exc}") from None
+
+
+@serve_app.command("policy")
+def serve_policy_cmd(
+    ctx: typer.Context,
+    preset: Annotated[str, typer.Argument(help="Policy preset or type to serve.")],
+    host: Annotated[str, _HOST] = "127.0.0.1",
+    port: Annotated[int, _PORT] = 8765,
+    allow_remote: Annotated[bool, _ALLOW] = False,
+    token: Annotated[str | None, _TOKEN] = None,
+    batch_wait_ms: Annotated[
+        float, typer.Option(help="Gather concurrent requests for up to this long.")
+    ] = 2.0,
+) -> None:
+    """Serve a policy: clients run `vlabench run --policy remote://HOST:PORT ...`.
+
+    Concurrent requests from several clients are batched into one policy call; the policy is
+    loaded per env interface on first use. Example: vlabench serve policy random --port 8765
+    """
+    from vlabench.isolation.proxies import policy_spec_for
+    from vlabench.isolation.serve import PolicyService
+    from vlabench.plan.resolve import resolve_policy
+    from vlabench.registry import RegistryError
+
+    c = context(ctx)
+    cat, reg = c.catalog(), load_registry(c)
+    try:
+        choice = resolve_policy(preset, reg, cat)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    spec = policy_spec_for(choice, cat.policies[choice.type])
+    service = PolicyService(
+        spec, choice.checkpoint, choice.options, choice.device, batch_wait_ms, choice.type,
+        choice.name,
+    )
+    _serve(service, host, port, allow_remote, token)
+
+
+@serve_app.command("env")
+def serve_env_cmd(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(help="Env name (see `vlabench list envs`).")],
+    host: Annotated[str, _HOST] = "127.0.0.1",
+    port: Annotated[int, _PORT] = 8766,
+    allow_remote: Annotated[bool, _ALLOW] = False,
+    token: Annotated[str | None, _TOKEN] = None,
+) -> None:
+    """Serve an env (one instance per client): suites use `env: remote://HOST:PORT`.
+
+    Example: vlabench serve env pusht --port 8766
+    """
+    cat = context(ctx).catalog()
+    if env not in cat.envs:
+        raise fail(f"unknown env {env!r} (envs: {', '.join(sorted(cat.envs)) or 'none'})")
+    _serve(cat.envs[env], host, port, allow_remote, token)

@@ -1,0 +1,45 @@
+"""Pick an executor by name: ``inline``, ``processes`` or ``ray``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vlabench.catalog import Catalog
+
+EXECUTORS = ("inline", "processes", "ray")
+
+
+def make_executor(
+    kind: str,
+    catalog: Catalog,
+    *,
+    workers: int | None = None,
+    retries: int = 2,
+    batch_size: int = 1,
+    address: str | None = None,
+    allow: frozenset[str] | None = None,
+    block: frozenset[str] = frozenset(),
+) -> Any:
+    """An executor by name: ``inline``, ``processes`` or ``ray``."""
+    if kind == "inline":
+        from vlabench.execute.inline import InlineExecutor
+
+        return InlineExecutor(catalog, batch_size)
+    if kind == "processes":
+        from vlabench.execute.processes import ProcessExecutor
+
+        return ProcessExecutor(
+            workers, retries=retries, batch_size=batch_size, allow=allow, block=block
+        )
+    if kind == "ray":
+        from vlabench.execute.ray_cluster import RayExecutor
+
+        return RayExecutor(
+            address=address,
+            workers=workers,
+            retries=retries,
+            batch_size=batch_size,
+            allow=allow,
+            block=block,
+        )
+    raise ValueError(f"unknown executor {kind!r}: expected one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,137 @@
+"""Runs jobs in this process: loads each policy once, builds the env and the rollout.
+
+The same class serves every executor: inline (the caller's process), a worker process, a Ray
+actor. It reports each finished episode through a callback and never touches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from vlabench import api
+from vlabench.catalog import Catalog
+from vlabench.plan.compat import build_adapters, policy_request
+from vlabench.plan.configs import RunConfig
+from vlabench.runtime.adapters import AdapterPipeline
+from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
+
+
+class JobWorker:
+    """Runs jobs in this process; each policy is loaded once and reused across jobs."""
+
+    def __init__(self, catalog: Catalog, batch_size: int = 1) -> None:
+        self.catalog = catalog
+        self.batch_size = batch_size
+        self._policies: dict[str, api.Policy] = {}
+
+    def _policy(self, config: RunConfig) -> api.Policy:
+        request = policy_request(config, self.catalog)
+        key = f"{config.policy}|{request.env}"
+        if key not in self._policies:
+            from vlabench.isolation.proxies import policy_spec_for  # a preset may run in a worker
+
+            spec = policy_spec_for(config, self.catalog.policies[config.policy.type])
+            self._policies[key] = spec.load(request)
+        return self._policies[key]
+
+    def run(
+        self,
+        config: RunConfig,
+        indices: Sequence[int],
+        on_episode: Callable[[api.EpisodeRecord], None],
+    ) -> None:
+        """Run episodes ``indices`` of ``config``; job-level errors (policy load...) raise."""
+        from vlabench.plan.resolve import add_remote_specs  # remote:// policies and envs
+
+        add_remote_specs(config, self.catalog)
+        env_spec = self.catalog.envs[config.env]
+        policy = self._policy(config)
+        policy.reset()
+        rollout = _build_rollout(
+            config, env_spec, policy, self.catalog, on_episode, self.batch_size
+        )
+        n_init = next(
+            (t.n_init_states for t in env_spec.tasks(config.env_options) if t.name == config.task),
+            None,
+        )
+        rollout.run(episode_specs(config.task, list(indices), config.protocol.seed, n_init))
+
+
+def _settings(
+    config: RunConfig, env_spec: api.EnvSpec, policy: api.Policy, batch_size: int
+) -> RolloutSettings:
+    from vlabench.runtime import video  # --record-video (set by the CLI through the environment)
+
+    iface = env_spec.interface(config.env_options)
+    action = iface.action
+    n_action_steps = policy.interface.n_action_steps
+    return RolloutSettings(
+        max_steps=config.protocol.max_steps,
+        success=config.protocol.success,
+        stop_on_success=config.protocol.stop_on_success,
+        settle_steps=config.protocol.settle_steps,
+        noop_action=iface.noop_action,
+        action_low=None if action.low is None else np.asarray(action.low, np.float32),
+        action_high=None if action.high is None else np.asarray(action.high, np.float32),
+        action_dim=action.shape[-1] if action.shape else None,
+        n_obs_steps=policy.interface.n_obs_steps,
+        n_action_steps=n_action_steps,
+        chunk_size=policy.interface.chunk_size,
+        batch_size=batch_size,
+        record_video=video.requested_episodes(),
+        video_dir=video.run_directory(config.config_hash()),
+        fps=iface.fps,
+        inference=config.inference(),
+    )
+
+
+def requested_features(
+    env_features: tuple[api.Feature, ...], policy: api.Policy, adapters: AdapterPipeline
+) -> list[str]:
+    """The env features the policy reads, seen through the pair's adapters (renames etc.).
+
+    A policy that declares no inputs (e.g. a random policy) reads nothing from the env.
+    """
+    wanted = {f.name for f in policy.interface.inputs}
+    needed = []
+    for feature in env_features:
+        seen = adapters.observation_features((feature,))
+        if any(f.name in wanted for f in seen):
+            needed.append(feature.name)
+    return needed
+
+
+def _build_rollout(
+    config: RunConfig,
+    env_spec: api.EnvSpec,
+    policy: api.Policy,
+    catalog: Catalog,
+    on_episode: Callable[[api.EpisodeRecord], None],
+    batch_size: int,
+) -> Rollout:
+    adapters = AdapterPipeline(build_adapters(config.adapters, catalog))
+    env_features = env_spec.interface(config.env_options).observation
+    options = {
+        **config.env_options,
+        api.REQUESTED_FEATURES_OPTION: requested_features(env_features, policy, adapters),
+    }
+
+    from vlabench.isolation.proxies import env_spec_for, instrument  # worker/remote envs, latencies
+
+    make = env_spec_for(config, env_spec).make
+
+    def make_env() -> Any:
+        return make(config.task, options)
+
+    make_env, on_episode = instrument(make_env, policy, on_episode)
+    return Rollout(
+        make_env,
+        policy,
+        _settings(config, env_spec, policy, batch_size),
+        on_episode,
+        adapters=adapters,
+        metrics=catalog.metrics,
+    )

@@ -1,0 +1,110 @@
+"""Run configs: what defines one run (policy, suite, task, protocol, adapters, inference), hashed.
+
+A run is one (policy, suite, task) under one protocol. Its config hash covers everything that
+changes results except the number of episodes, so asking for more episodes later extends the
+same run, and re-running an interrupted one resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vlabench.runtime.inference import InferenceConfig
+
+
+def stable_hash(data: Any, length: int = 16) -> str:
+    """sha256 of canonical JSON (sorted keys), truncated."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def config_hash_of(config: dict[str, Any]) -> str:
+    """The hash of a run config given as a dict (:meth:`RunConfig.as_dict`, or as stored).
+
+    Left out: the episode count (more episodes extend a run), where the run executes
+    (isolation), and empty inference options (a ``sync`` run hashes as before inference
+    modes existed, so older stores still resume).
+    """
+    data = json.loads(json.dumps(config, default=str))
+    data["protocol"].pop("episodes", None)
+    data.pop("env_isolation", None)
+    data["policy"].pop("isolation", None)
+    if not data.get("inference_options"):
+        data.pop("inference_options", None)
+    return stable_hash(data)
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    """A policy as it will be loaded: preset name, plugin type, checkpoint, options."""
+
+    name: str
+    type: str
+    plugin: str
+    checkpoint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    isolation: str | dict[str, Any] | None = None
+    """Where the policy runs (a worker interpreter); not part of the config hash."""
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """How episodes are run and judged; stored with every score."""
+
+    name: str
+    episodes: int
+    max_steps: int
+    seed: int
+    success: str
+    stop_on_success: bool
+    settle_steps: int
+
+    def key(self) -> dict[str, Any]:
+        """The protocol without the episode count (which only changes n)."""
+        data = asdict(self)
+        data.pop("episodes")
+        return data
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run; :meth:`as_dict` is stored as the run's config."""
+
+    policy: PolicyChoice
+    suite: str
+    env: str
+    env_plugin: str
+    env_options: dict[str, Any]
+    task: str
+    protocol: EvalProtocol
+    adapters: list[dict[str, Any]]
+    inference_mode: str = "sync"
+    inference_options: dict[str, Any] = field(default_factory=dict)
+    """The mode's parameters (latency model, threshold...): :mod:`vlabench.runtime.inference`."""
+    env_isolation: str | dict[str, Any] | None = None
+    """Where the env runs (a worker interpreter); not part of the config hash."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """``policy x suite/task`` (with a multiplication sign), for progress lines."""
+        return f"{self.policy.name} × {self.suite}/{self.task}"
+
+    def config_hash(self) -> str:
+        return config_hash_of(self.as_dict())
+
+    def inference(self) -> InferenceConfig:
+        """The run's inference mode with its parameters."""
+        return InferenceConfig.from_options(self.inference_mode, self.inference_options)
+
+    def protocol_hash(self) -> str:
+        """Identifies the evaluation conditions of the suite: one leaderboard column each."""
+        return stable_hash(
+            {"env": self.env, "env_options": self.env_options, "protocol": self.protocol.key()}
+        )

@@ -1,0 +1,168 @@
+"""Plan a matrix: policies x suites -> pairs (each checked once) -> jobs of episodes to run.
+
+A run is one (policy, suite, task) under one protocol, keyed by its config hash. A job is a
+block of the episodes its run still lacks (:func:`episodes_to_run`), so a resumed matrix runs
+exactly the missing ones. Nothing here runs an episode or writes the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vlabench.catalog import Catalog
+from vlabench.plan.compat import Compatibility, check_pair, unavailable
+from vlabench.plan.configs import PolicyChoice, RunConfig
+from vlabench.plan.resolve import resolve_policy, resolve_suite
+from vlabench.registry import Registry
+from vlabench.runtime.inference import InferenceConfig
+
+
+@dataclass
+class Pair:
+    """One cell of the matrix: a policy on a suite, its jobs and whether it can run."""
+
+    policy: PolicyChoice
+    suite: str
+    jobs: list[RunConfig]
+    compatibility: Compatibility | None = None
+    error: str | None = None
+    """Set when the pair cannot even be checked (missing stack, bad checkpoint, ...)."""
+
+    @property
+    def runnable(self) -> bool:
+        return self.error is None and self.compatibility is not None and self.compatibility.ok
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "failed"
+        return "ok" if self.runnable else "incompatible"
+
+    @property
+    def reason(self) -> str:
+        if self.error:
+            return self.error
+        return self.compatibility.reason() if self.compatibility else ""
+
+
+def plan(
+    policies: list[str],
+    suites: list[str],
+    registry: Registry,
+    catalog: Catalog,
+    *,
+    episodes: int | None = None,
+    max_steps: int | None = None,
+    tasks: list[str] | None = None,
+    inference: InferenceConfig | None = None,
+) -> list[Pair]:
+    """Expand policies x suites into pairs of jobs and check each pair once.
+
+    ``inference`` (default ``sync``) applies to every pair (see :mod:`vlabench.inference`).
+    """
+    pairs = []
+    for name in policies:
+        choice = resolve_policy(name, registry, catalog)
+        for suite in suites:
+            jobs = resolve_suite(
+                suite,
+                choice,
+                registry,
+                catalog,
+                episodes=episodes,
+                max_steps=max_steps,
+                tasks=tasks,
+                inference=inference,
+            )
+            pair = Pair(choice, suite, jobs)
+            pair.error = unavailable(jobs[0], catalog)
+            if pair.error is None:
+                try:
+                    pair.compatibility = check_pair(jobs[0], catalog)
+                except Exception as exc:
+                    pair.error = f"cannot check the pair: {type(exc).__name__}: {exc}"
+            pairs.append(pair)
+    return pairs
+
+
+@dataclass(frozen=True)
+class Job:
+    """A block of episodes of one run: the unit an executor runs (and retries) in one go."""
+
+    config: RunConfig
+    run_id: int
+    indices: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        """``<config hash>:<first>-<last>``: the run and the episode block."""
+        return f"{self.config.config_hash()}:{self.indices[0]}-{self.indices[-1]}"
+
+    @property
+    def label(self) -> str:
+        return self.config.label
+
+    @property
+    def policy_key(self) -> str:
+        """Jobs with equal keys can share one loaded policy."""
+        return f"{self.config.policy}|{self.config.env}|{self.config.env_options}"
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.config.policy.device.startswith("cuda")
+
+
+def episodes_to_run(config: RunConfig, done: Iterable[int]) -> list[int]:
+    """Indices of the run's episodes not in ``done`` (those already stored), in order."""
+    stored = set(done)
+    return [i for i in range(config.protocol.episodes) if i not in stored]
+
+
+def block_size(total: int, parallelism: int) -> int:
+    """Episodes per job: everything in one job when serial, else ~2 jobs per worker."""
+    if parallelism <= 1:
+        return max(1, total)
+    return max(1, math.ceil(total / (2 * parallelism)))
+
+
+def split_blocks(indices: Sequence[int], size: int) -> list[tuple[int, ...]]:
+    """``indices`` in order, cut into blocks of at most ``size``."""
+    ordered = sorted(indices)
+    return [tuple(ordered[i : i + size]) for i in range(0, len(ordered), max(1, size))]
+
+
+@dataclass
+class PairPlan:
+    """What a dry run shows for one pair: runs, jobs and episodes left to run."""
+
+    pair: Pair
+    runs: int
+    jobs: int = 0
+    episodes: int = 0
+    stored: int = 0
+
+
+def preview(
+    pairs: list[Pair], store: Any | None, parallelism: int, block: int | None = None
+) -> list[PairPlan]:
+    """The jobs a matrix would run now (nothing is written; ``store`` may be None)."""
+    plans, lacking = [], []
+    for pair in pairs:
+        plan_ = PairPlan(pair, len(pair.jobs))
+        plans.append(plan_)
+        if not pair.runnable:
+            continue
+        for config in pair.jobs:
+            run_id = store.find_run(config.config_hash()) if store is not None else None
+            done = store.finished_episode_indices(run_id) if run_id is not None else set()
+            todo = episodes_to_run(config, done)
+            plan_.stored += config.protocol.episodes - len(todo)
+            plan_.episodes += len(todo)
+            lacking.append((plan_, todo))
+    size = block or block_size(sum(len(todo) for _, todo in lacking), parallelism)
+    for plan_, todo in lacking:
+        plan_.jobs += len(split_blocks(todo, size))
+    return plans

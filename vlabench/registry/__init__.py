@@ -1,0 +1,28 @@
+"""The registry: suites, policy presets, pair adapters and matrices, read from YAML files."""
+
+from vlabench.registry.load import default_registry_path, load_file, load_registry, registry_paths
+from vlabench.registry.schema import (
+    MatrixConfig,
+    PairAdapter,
+    PolicyPreset,
+    Registry,
+    RegistryError,
+    RegistryFile,
+    SuiteConfig,
+    unknown,
+)
+
+__all__ = [
+    "MatrixConfig",
+    "PairAdapter",
+    "PolicyPreset",
+    "Registry",
+    "RegistryError",
+    "RegistryFile",
+    "SuiteConfig",
+    "default_registry_path",
+    "load_file",
+    "load_registry",
+    "registry_paths",
+    "unknown",
+]
