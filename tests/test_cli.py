@@ -66,8 +66,9 @@ def test_rerun_resumes_without_duplicates(cli: CLI) -> None:
 
 
 def test_kill_midway_then_resume_exact(cli: CLI) -> None:
-    episodes = 8
-    args = ("run", "--policy", "noop", "--suite", "pusht_quick", "--episodes", str(episodes))
+    # 24 episodes of 300 steps: seconds of work, so the poll below sees the run midway
+    episodes = 24
+    args = ("run", "--policy", "noop", "--suite", "pusht", "--episodes", str(episodes))
     proc = subprocess.Popen(
         cli.command(*args),
         cwd=cli.cwd,
