@@ -56,18 +56,11 @@ def test_clopper_pearson_known_values(
 
 
 @pytest.mark.parametrize(("successes", "n"), [(0, 7), (3, 7), (7, 7), (9, 10), (349, 400)])
-def test_clopper_pearson_without_scipy_matches(successes: int, n: int) -> None:
-    exact = clopper_pearson_interval(successes, n)
-    bisected = stats._clopper_pearson_bisect(successes, n, 0.05)
-    assert bisected == pytest.approx(exact, abs=1e-9)
+def test_clopper_pearson_matches_statsmodels(successes: int, n: int) -> None:
+    from statsmodels.stats.proportion import proportion_confint
 
-
-def test_clopper_pearson_falls_back_when_scipy_is_missing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "scipy.stats", None)
-    low, high = clopper_pearson_interval(9, 10)
-    assert (round(low, 4), round(high, 4)) == (0.5550, 0.9975)
+    expected = proportion_confint(successes, n, alpha=0.05, method="beta")
+    assert clopper_pearson_interval(successes, n) == pytest.approx(expected, abs=1e-9)
 
 
 def test_clopper_pearson_is_wider_than_wilson() -> None:

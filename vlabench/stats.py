@@ -48,57 +48,16 @@ def clopper_pearson_interval(
 ) -> tuple[float, float]:
     """Exact (Clopper-Pearson) interval; ``(0.0, 1.0)`` when n is 0.
 
-    Uses ``scipy.stats.beta`` when scipy is installed, else bisection on the binomial tail.
+    The quantiles of ``scipy.stats.beta``.
     """
     _check(successes, n, confidence)
     if n == 0:
         return 0.0, 1.0
+    from scipy.stats import beta
+
     alpha = 1.0 - confidence
-    try:
-        from scipy.stats import beta
-    except ImportError:
-        return _clopper_pearson_bisect(successes, n, alpha)
     low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
     high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
-    return low, high
-
-
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X <= k) for X ~ Binomial(n, p), summed in log space."""
-    if p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 1.0 if k >= n else 0.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    lg = math.lgamma
-    return min(
-        1.0,
-        sum(
-            math.exp(lg(n + 1) - lg(i + 1) - lg(n - i + 1) + i * log_p + (n - i) * log_q)
-            for i in range(k + 1)
-        ),
-    )
-
-
-def _bisect(f: Callable[[float], float], target: float, increasing: bool) -> float:
-    lo, hi = 0.0, 1.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if (f(mid) < target) == increasing:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
-def _clopper_pearson_bisect(successes: int, n: int, alpha: float) -> tuple[float, float]:
-    """Lower: P(X >= k | p) = alpha/2; upper: P(X <= k | p) = alpha/2."""
-    low = 0.0
-    if successes > 0:
-        low = _bisect(lambda p: 1.0 - _binom_cdf(successes - 1, n, p), alpha / 2, True)
-    high = 1.0
-    if successes < n:
-        high = _bisect(lambda p: _binom_cdf(successes, n, p), alpha / 2, False)
     return low, high
 
 
@@ -115,14 +74,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     n = b + c
     if n == 0:
         return 1.0
-    k = min(b, c)
-    try:
-        from scipy.stats import binom
+    from scipy.stats import binom
 
-        tail = float(binom.cdf(k, n, 0.5))
-    except ImportError:
-        tail = _binom_cdf(k, n, 0.5)
-    return min(1.0, 2.0 * tail)
+    return min(1.0, 2.0 * float(binom.cdf(min(b, c), n, 0.5)))
 
 
 @dataclass(frozen=True)
