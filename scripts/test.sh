@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export MUJOCO_GL="${MUJOCO_GL:-egl}" PYTHONUNBUFFERED=1
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache  # the layering contracts in pyproject.toml
 .venv/bin/python -m pytest -ra --durations=15 "$@"
