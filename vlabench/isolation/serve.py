@@ -28,7 +28,7 @@ import numpy as np
 from vlabench import api
 from vlabench.isolation import wire
 from vlabench.isolation.remote import TOKEN_ENV
-from vlabench.isolation.worker import EnvHost, hello, plain, policy_request
+from vlabench.isolation.worker import EnvHost, hello, plain, request_from_wire
 
 DEFAULT_PORT = 8765
 
@@ -121,7 +121,7 @@ class PolicyService:
         data = dict(args)
         data.update(type=self.type, checkpoint=self.checkpoint, options=self.options,
                      device=self.device)
-        return policy_request(data)
+        return request_from_wire(data)
 
     def _key(self, args: Mapping[str, Any]) -> str:
         return json.dumps(plain(args.get("env")), sort_keys=True, default=str)

@@ -74,7 +74,7 @@ def _namespace(data: Any) -> Any:
     return data
 
 
-def policy_request(data: Mapping[str, Any]) -> Any:
+def request_from_wire(data: Mapping[str, Any]) -> Any:
     """A PolicyRequest from wire data (vlabench.api's when importable, else a namespace)."""
     try:
         from vlabench.isolation.decode import policy_request_from
@@ -153,12 +153,12 @@ class PolicyHost:
 
     def handle(self, op: str, args: Any) -> Any:
         if op == "load":
-            self.policy = self._load(policy_request(args))
+            self.policy = self._load(request_from_wire(args))
             return plain(self.policy.interface)
         if op == "describe":
             if self._describe is None:
                 raise ValueError("this policy host has no describe function")
-            return plain(self._describe(policy_request(args)))
+            return plain(self._describe(request_from_wire(args)))
         if self.policy is None:
             raise RuntimeError(f"'{op}' before 'load': no policy is loaded in this worker")
         if op == "reset":
