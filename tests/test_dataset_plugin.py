@@ -286,16 +286,18 @@ def test_board_metric_columns_rank_lower_first_and_stay_out_of_the_mean() -> Non
     from vlabench.report.formats import cell_text, to_csv
 
     def run(i: int, policy: str, suite: str, env: str, n: int, successes: int = 0) -> dict:
+        # what the runner stores with a run of the dataset env: its metric columns
+        metrics = [{"name": "open_loop.mse_norm", "lower_is_better": True}] * (env == "dataset")
         return {"id": i, "policy": policy, "suite": suite, "task": "t", "env": env,
                 "protocol_hash": "h" + suite, "protocol": {"name": "p"}, "status": "finished",
-                "n": n, "successes": successes, "errors": 0}  # fmt: skip
+                "n": n, "successes": successes, "errors": 0,
+                "report_meta": {"inference_label": "", "metrics": metrics}}  # fmt: skip
 
     runs = [run(1, "a", "so100_x", "dataset", 4), run(2, "b", "so100_x", "dataset", 4),
             run(3, "a", "pusht", "pusht", 10, 9), run(4, "b", "pusht", "pusht", 10, 1)]
     values = {1: {"open_loop.mse_norm": [0.10, 0.11, 0.12, 0.13]},
               2: {"open_loop.mse_norm": [0.50, 0.55, 0.60, 0.52]}}
-    board = build_board(runs, metric_columns={"dataset": ["open_loop.mse_norm"]},
-                        metric_values=values)  # fmt: skip
+    board = build_board(runs, metric_values=values)
     labels = [c.label for c in board.columns]
     assert labels == ["pusht", "so100_x mse_norm"]
     cell_a, cell_b = board.cell("a", "so100_x mse_norm"), board.cell("b", "so100_x mse_norm")
@@ -345,3 +347,49 @@ def test_cli_run_stores_open_loop_errors_and_leaderboard_shows_them(recorded, cl
         (run,) = [r for r in store.runs() if r["policy"] == "offset"]
         episodes = store.episodes(run["id"])
     assert {e["metrics"]["open_loop.frames"] for e in episodes} == {LENGTHS[1], LENGTHS[2]}
+
+
+def test_board_prints_the_same_without_any_plugin(recorded, cli) -> None:
+    """The board reads only the store: metric columns, inference labels and task groups were
+    stored with the runs, so a machine without the plugins (or the registry) prints the same."""
+    root, _ = recorded
+    registry = cli.registry(json.dumps({
+        "suites": {
+            "so100_local": {
+                "env": "dataset", "episodes": 2, "max_steps": 50, "protocol": "open_loop",
+                "env_options": {"dataset": str(root), "split": SPLIT, "task": "tiny"}},
+            "pusht_tiny": {"env": "pusht", "tasks": ["push_t"], "episodes": 2, "max_steps": 5},
+            "pusht_push": {"env": "pusht", "tasks": ["push_t"], "episodes": 1}},
+        "policies": {
+            "recorded": {"type": "replay",
+                         "options": {"dataset": str(root), "dataset_episodes": SPLIT}}},
+    }))  # fmt: skip
+    cli.env["HF_HUB_OFFLINE"] = "1"
+    cli.env["COLUMNS"] = "200"
+    run = ("--registry", str(registry), "run", "--executor", "inline")
+    cli(*run, "--policy", "recorded", "--suite", "so100_local")
+    cli(*run, "--policy", "noop", "--suite", "pusht_tiny")
+    cli(*run, "--policy", "noop", "--suite", "pusht_tiny", "--inference", "async",
+        "--latency-ms", "100")  # fmt: skip
+    reads = [
+        ("leaderboard",),
+        ("leaderboard", "--format", "json"),
+        ("leaderboard", "--by", "group", "--format", "csv"),
+        ("leaderboard", "--group", "pusht_push", "--format", "md"),
+        ("leaderboard", "--by", "task", "--format", "latex"),
+    ]
+    with_plugins = [cli(*args).stdout for args in reads]
+    cli.env["VLABENCH_PLUGINS"] = "no-such-plugin"  # an allow-list that loads nothing
+    without = [cli(*args).stdout for args in reads]
+    assert without == with_plugins
+    board = json.loads(without[1])
+    assert [c["column"] for c in board["columns"]] == [
+        "pusht_tiny", "so100_local mse_norm", "so100_local l1_norm"
+    ]
+    assert {r["policy"] for r in board["rows"]} == {
+        "recorded", "noop", "noop [async 100ms g=0.5 weighted]"
+    }
+    assert "pusht_tiny:pusht_push" in without[2] and "pusht_tiny:pusht_push" in without[3]
+    listed = [line.split("│") for line in cli("plugins").stdout.splitlines()]
+    status = {cells[1].strip(): cells[3].strip() for cells in listed if len(cells) > 4}
+    assert status["dataset"] == status["pusht"] == status["scripted"] == "blocked"

@@ -6,6 +6,8 @@ plugin (seeding, observation layout, action scale, success) is broken.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 
 import pytest
@@ -59,3 +61,14 @@ def test_mt10_matrix_of_the_expert(cli: CLI) -> None:
     assert sum(r["successes"] for r in runs) >= 9
     again = cli(*args, "--episodes", "1", "--no-leaderboard")
     assert "0 new episode(s) stored" in again.stdout  # resumable: nothing is re-run
+    # task groups were stored with the runs (registry suites of metaworld within MT10's
+    # tasks: the MT1 suites), so --by group needs neither the registry nor the plugins
+    by_group = cli("leaderboard", "--by", "group", "--format", "csv").stdout
+    columns = {row["column"] for row in csv.DictReader(io.StringIO(by_group))}
+    assert {f"metaworld_mt10:metaworld_mt1_{r['task']}" for r in runs} == columns
+    one = cli("leaderboard", "--group", "metaworld_mt1_reach-v3", "--format", "csv").stdout
+    cli.env["VLABENCH_PLUGINS"] = "no-such-plugin"
+    assert cli("leaderboard", "--group", "metaworld_mt1_reach-v3", "--format", "csv").stdout == one
+    assert {row["column"] for row in csv.DictReader(io.StringIO(one))} == {
+        "metaworld_mt10:metaworld_mt1_reach-v3"
+    }

@@ -45,8 +45,15 @@ def add_run(
     checkpoint: str | None = None,
     checkpoint_hash: str | None = None,
     video: str | None = None,
+    registry: dict[str, tuple[str, list[str]]] | None = None,
 ) -> int:
-    """A run whose episodes are given as a string: ``s`` success, ``f`` failure, ``e`` error."""
+    """A run whose episodes are given as a string: ``s`` success, ``f`` failure, ``e`` error.
+
+    Its ``report_meta`` is what the runner stores: here a sync run of an env without metric
+    columns, with the groups of ``registry`` (name -> (env, tasks)) that contain its task.
+    """
+    env = "pusht" if suite == "pusht" else "metaworld"
+    groups = {n: ts for n, (e, ts) in (registry or {}).items() if e == env and task in ts}
     run_id, _ = store.get_or_create_run(
         f"{policy}/{checkpoint}/{suite}/{task}/{protocol_hash}",
         policy=policy,
@@ -54,7 +61,7 @@ def add_run(
         policy_plugin="scripted",
         checkpoint=checkpoint,
         checkpoint_hash=checkpoint_hash,
-        env="pusht" if suite == "pusht" else "metaworld",
+        env=env,
         env_plugin="builtin",
         suite=suite,
         task=task,
@@ -65,6 +72,9 @@ def add_run(
         git_sha="0123abc",
         versions={"vlabench": "0.1.0", "python": "3.12.0"},
         config={"suite": suite, "task": task},
+        report_meta={
+            "inference_label": "", "sync_config_hash": None, "metrics": [], "groups": groups,
+        },
     )
     for i, outcome in enumerate(outcomes):
         store.add_episode(
@@ -300,35 +310,40 @@ def test_exporters_registry_png_and_empty_board(tmp_path: Path, store: Store) ->
     assert isinstance(exporters()["png"].export(board), bytes)
 
 
-# -- columns by registry-defined task groups --------------------------------------------------
+# -- columns by task groups (registry suites, stored with the runs) ----------------------------
 GROUPS = {
     "g1": ("metaworld", ["t1", "t2"]),
     "g2": ("metaworld", ["t3", "t4"]),
     "g_wide": ("metaworld", ["t1", "t5"]),  # t5 never stored: not a subset, no column
-    "g_pusht": ("pusht", ["t1"]),  # another env: no column
+    "g_pusht": ("pusht", ["t1"]),  # another env: not stored with these runs, no column
     "mt4": ("metaworld", ["t1", "t2", "t3", "t4"]),  # the stored suite itself: no column
 }
 
 
-def group_store(path: Path) -> Store:
+def group_store(path: Path, registry: dict[str, tuple[str, list[str]]] = GROUPS) -> Store:
+    """Runs written as the runner writes them under a registry with ``registry``'s suites."""
     s = open_store(f"sqlite:///{path}")
     # a: t1 4/4, t2 2/4 (one errored), t3 0/4, t4 1/4; b: t1 1/4, t2 0/4, t3 4/4, t4 4/4
     for policy, outcomes in (("a", ("ssss", "ssef", "ffff", "sfff")),
                              ("b", ("sfff", "ffff", "ssss", "ssss"))):
         for task, o in zip(("t1", "t2", "t3", "t4"), outcomes, strict=True):
-            add_run(s, policy, "mt4", task, FAST, "dddddd44", o)
+            add_run(s, policy, "mt4", task, FAST, "dddddd44", o, registry=registry)
     # another protocol for t1 only: a separate stored column that no group covers
-    add_run(s, "a", "mt4", "t1", FULL, "eeeeee55", "ss")
+    add_run(s, "a", "mt4", "t1", FULL, "eeeeee55", "ss", registry=registry)
     freeze_times(s)
     return s
 
 
 def test_columns_by_group_pool_the_group_tasks(tmp_path: Path) -> None:
+    from vlabench.report.board import UnknownGroupError
     from vlabench.stats import wilson_interval
 
     with group_store(tmp_path / "g.db") as s:
-        board = board_from_store(s, by="group", groups=GROUPS)
-        only = board_from_store(s, by="group", groups={"g2": GROUPS["g2"]})
+        board = board_from_store(s, by="group")
+        only = board_from_store(s, by="group", group=["g2"])
+        with pytest.raises(UnknownGroupError, match=r"g_pusht .*: g1, g2, g_wide, mt4\)"):
+            board_from_store(s, by="group", group="g_pusht")
+    with group_store(tmp_path / "none.db", registry={}) as s:
         none = board_from_store(s, by="group")
     assert [c.label for c in board.columns] == ["mt4:g1", "mt4:g2"]
     assert [c.group for c in board.columns] == ["g1", "g2"]
@@ -350,16 +365,16 @@ def test_columns_by_group_pool_the_group_tasks(tmp_path: Path) -> None:
 
 def test_cli_leaderboard_by_group(cli: Any) -> None:
     group_store(cli.db_path).close()
-    extra = cli.registry(
-        "suites:\n"
-        "  g1: {env: metaworld, tasks: [t1, t2]}\n"
-        "  g2: {env: metaworld, tasks: [t3, t4]}\n"
-    )
+    # the groups are the stored ones: a registry at read time adds none
+    extra = cli.registry("suites:\n  g3: {env: metaworld, tasks: [t1]}\n")
     out = cli("--registry", str(extra), "leaderboard", "--by", "group", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     got = {(r["policy"], r["column"]): (r["n"], r["successes"]) for r in rows}
     assert got[("a", "mt4:g1")] == ("8", "6") and got[("b", "mt4:g2")] == ("8", "8")
-    one = cli("--registry", str(extra), "leaderboard", "--group", "g1", "-f", "csv").stdout
+    assert {r["column"] for r in rows} == {"mt4:g1", "mt4:g2"}
+    one = cli("leaderboard", "--group", "g1", "-f", "csv").stdout
     assert {r["column"] for r in csv.DictReader(io.StringIO(one))} == {"mt4:g1"}
-    bad = cli("--registry", str(extra), "leaderboard", "--group", "nope", ok=False)
-    assert bad.returncode == 2 and "nope" in bad.stderr
+    bad = cli("leaderboard", "--group", "nope", ok=False)
+    assert bad.returncode == 2 and "nope" in bad.stderr and "g1, g2, g_wide, mt4" in bad.stderr
+    read_time = cli("--registry", str(extra), "leaderboard", "--group", "g3", ok=False)
+    assert read_time.returncode == 2 and "g3" in read_time.stderr

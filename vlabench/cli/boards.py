@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vlabench.cli.app import Context, app, console, context, fail, load_registry
+from vlabench.cli.app import Context, app, console, context, fail
 
 
 def print_board(c: Context, **filters: Any) -> None:
@@ -46,13 +46,14 @@ def leaderboard_cmd(
     by: Annotated[
         str,
         typer.Option(
-            help="Columns: suite | task | group (registry suites whose tasks are a subset of "
-            "a stored suite's, e.g. metaworld_mt50:metaworld_easy)."
+            help="Columns: suite | task | group (task groups stored with the runs: registry "
+            "suites, when the runs were written, whose tasks are a subset of a stored suite's, "
+            "e.g. metaworld_mt50:metaworld_easy)."
         ),
     ] = "suite",
     group: Annotated[
         list[str] | None,
-        typer.Option(help="Only these registry suites as groups (repeatable; implies --by group)."),
+        typer.Option(help="Only these stored task groups (repeatable; implies --by group)."),
     ] = None,
     interval: Annotated[
         str, typer.Option(help="wilson | clopper-pearson | bootstrap (stratified by task).")
@@ -67,7 +68,7 @@ def leaderboard_cmd(
 
     Example: vlabench leaderboard --format html -o board.html
     """
-    from vlabench.report.board import GROUPINGS, INTERVALS, board_from_store
+    from vlabench.report.board import GROUPINGS, INTERVALS, UnknownGroupError, board_from_store
     from vlabench.report.exporters import exporters
 
     c = context(ctx)
@@ -76,7 +77,6 @@ def leaderboard_cmd(
     if group and by == "task":
         raise fail("--group needs --by group (or no --by), got --by task")
     by = "group" if group else by
-    groups = _task_groups(c, group) if by == "group" else None
     if interval not in INTERVALS:
         raise fail(f"--interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
     if not 0 < confidence < 1:
@@ -92,20 +92,23 @@ def leaderboard_cmd(
         raise fail(f"unknown format {fmt!r} (formats: table, {', '.join(sorted(specs))})")
     if spec is not None and spec.binary and output is None:
         raise fail(f"format {fmt} is binary: write it to a file with --output FILE")
-    board = board_from_store(
-        c.store(),
-        suite=suite,
-        policy=policy,
-        env=env,
-        protocol=protocol,
-        since=since,
-        until=until,
-        by=by,
-        interval=interval,
-        confidence=confidence,
-        episodes=bool(spec is not None and spec.episodes),
-        groups=groups,
-    )
+    try:
+        board = board_from_store(
+            c.store(),
+            suite=suite,
+            policy=policy,
+            env=env,
+            protocol=protocol,
+            since=since,
+            until=until,
+            by=by,
+            interval=interval,
+            confidence=confidence,
+            episodes=bool(spec is not None and spec.episodes),
+            group=group,
+        )
+    except UnknownGroupError as exc:
+        raise fail(f"--group: {exc}") from None
     if spec is None:
         from vlabench.report.terminal import board_table
 
@@ -123,21 +126,6 @@ def leaderboard_cmd(
         raise fail(f"format {fmt} returned bytes: write it to a file with --output FILE")
     else:
         sys.stdout.write(data if data.endswith("\n") else data + "\n")
-
-
-def _task_groups(c: Context, names: list[str] | None) -> dict[str, tuple[str, list[str]]]:
-    """Registry suites with an explicit task list as ``name -> (env, tasks)``: all, or ``names``."""
-    from vlabench.registry import RegistryError
-
-    reg = load_registry(c)
-    try:
-        suites = {n: reg.suite(n) for n in names} if names else dict(reg.suites)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
-    for n in names or []:
-        if not suites[n].tasks:
-            raise fail(f"--group {n}: suite {n!r} lists no tasks, so it defines no group")
-    return {n: (s.env, list(s.tasks)) for n, s in suites.items() if s.tasks}
 
 
 @app.command("compare")

@@ -1,16 +1,21 @@
 """The leaderboard: policies x columns, where a column is one suite (or task) under one protocol.
 
+A board is built from the store alone: what it needs of a run beyond its results (inference
+label, metric columns, task groups) was stored with the run (``Run.report_meta``), so a
+store prints the same board on every machine, whatever plugins or registry it has.
+
 Rules (the README repeats them):
 
 * **rows** are policies as they were run: preset name + policy type + checkpoint (and its
   hash) + options + inference mode. Two checkpoints under one preset name are two rows,
   labelled ``name@<checkpoint hash>`` (or ``name@<config hash>`` when there is no checkpoint
   hash); a run in a latency-aware inference mode is its own row, labelled
-  ``name [async 120ms g=0.5 weighted]`` (see :mod:`vlabench.inference`), so one policy
-  under several modes sits side by side.
+  ``name [async 120ms g=0.5 weighted]`` (the stored inference label, see
+  :mod:`vlabench.runtime.inference`), so one policy under several modes sits side by side.
 * **columns** are suites (``by="suite"``), tasks (``by="task"``) or task groups
-  (``by="group"``: a group is a registry suite of the same env whose task list is a subset
-  of a stored column's tasks, shown ``stored suite:group``), one per protocol:
+  (``by="group"``: a group, stored with the runs it applies to, is a registry suite of the
+  same env with an explicit task list; it makes a column where that list is a subset of a
+  stored column's tasks, shown ``stored suite:group``), one per protocol:
   runs of different protocols (``protocol_hash``) are never pooled into one column; a
   suite run under two protocols gives two columns labelled ``suite [protocol name]``.
 * **cells** pool the episodes of every run of (policy, column) across tasks; errored
@@ -25,13 +30,13 @@ Rules (the README repeats them):
   the cells' intervals, see :func:`vlabench.stats.mover_mean_interval`); only rows with
   results in every column are ranked overall.
 * **metric columns** (open-loop evaluation on datasets): a run whose env declares
-  ``metric_columns`` (``EnvSpec.metric_columns``, passed in as ``metric_columns`` env ->
-  names; :func:`board_from_store` takes them from the plugin catalog) gets, instead of a
-  success column, one column per metric, labelled ``suite metric`` (``so100_x mse_norm``).
-  Its cell is the mean of the metric over the episodes that carry it, with a 95% percentile
-  bootstrap interval over episodes; lower is better, so a cell's rank is 1 + the number of
-  cells whose interval lies entirely below its own. Metric columns never enter the row mean,
-  nor the overall rank, which stay about success rates.
+  ``metric_columns`` (``EnvSpec.metric_columns``, stored with the run as
+  ``report_meta["metrics"]``, each with its direction) gets, instead of a success column, one
+  column per metric, labelled ``suite metric`` (``so100_x mse_norm``). Its cell is the mean
+  of the metric over the episodes that carry it, with a 95% percentile bootstrap interval
+  over episodes; where lower is better (every metric so far) a cell's rank is 1 + the number
+  of cells whose interval lies entirely below its own. Metric columns never enter the row
+  mean, nor the overall rank, which stay about success rates.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -53,8 +58,9 @@ ACTIVE_STATUSES = frozenset({"pending", "running"})
 INTERVALS = ("wilson", "clopper-pearson", "bootstrap")
 GROUPINGS = ("suite", "task", "group")
 
-Groups = Mapping[str, tuple[str, Sequence[str]]]
-"""Task groups for ``by="group"``: group name -> (env, task names), as plain data."""
+
+class UnknownGroupError(ValueError):
+    """A group asked for that no stored run has."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ class Column:
     task: str | None = None
     group: str | None = None
     metric: str | None = None
-    """Set for a metric column: the episode metric shown (lower is better), not a success rate."""
+    """Set for a metric column: the episode metric shown, not a success rate."""
+    lower_is_better: bool = True
+    """A metric column's direction (as stored with its runs); success columns: higher."""
 
 
 @dataclass(frozen=True)
@@ -208,18 +216,45 @@ def policy_identity(run: Mapping[str, Any]) -> tuple[str, str, str, str, str, st
     )
 
 
-def inference_label(run: Mapping[str, Any]) -> str:
-    """The run's inference mode as a short label; empty for ``sync`` (or unreadable)."""
-    from vlabench.runtime.inference import InferenceConfig
+def report_meta(run: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the run stored for boards (``Run.report_meta``); ``{}`` where nothing was."""
+    meta = run.get("report_meta")
+    return meta if isinstance(meta, Mapping) else {}
 
+
+def inference_label(run: Mapping[str, Any]) -> str:
+    """The run's stored inference label; empty for ``sync``.
+
+    A run stored without one (written by hand) shows its bare mode name.
+    """
+    meta = report_meta(run)
+    if "inference_label" in meta:
+        return str(meta["inference_label"] or "")
     mode = str(run.get("inference_mode") or "sync")
-    if mode == "sync":
-        return ""
-    options = (run.get("config") or {}).get("inference_options") or {}
-    try:
-        return InferenceConfig.from_options(mode, options).label()
-    except (TypeError, ValueError):
-        return mode
+    return "" if mode == "sync" else mode
+
+
+def run_metrics(run: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """The run's stored metric columns as ``(name, lower_is_better)``, in declaration order."""
+    out = []
+    for metric in report_meta(run).get("metrics") or ():
+        if isinstance(metric, Mapping) and metric.get("name"):
+            out.append((str(metric["name"]), bool(metric.get("lower_is_better", True))))
+    return out
+
+
+def run_groups(run: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The task groups stored with the run: name -> task names."""
+    groups = report_meta(run).get("groups") or {}
+    return {str(name): [str(t) for t in tasks] for name, tasks in groups.items() if tasks}
+
+
+def stored_groups(runs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Every group stored with ``runs``, name -> tasks (a later run's definition wins)."""
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        out.update(run_groups(run))
+    return dict(sorted(out.items()))
 
 
 def _short_hash(identity: tuple[str, ...]) -> str:
@@ -256,11 +291,14 @@ def _label_columns(
     names: Mapping[tuple[str, str, str, str], str],
     by: str = "suite",
     metric_order: Sequence[str] = (),
+    lower_is_better: Mapping[str, bool] | None = None,
 ) -> list[Column]:
     """Columns for (suite, task or group, protocol_hash, metric) keys ("" when by suite).
 
-    Metric columns of one place follow ``metric_order`` (the env's declaration).
+    Metric columns of one place follow ``metric_order`` (the env's declaration), with the
+    direction given in ``lower_is_better`` (default: lower).
     """
+    lower_is_better = lower_is_better or {}
     by_place: dict[tuple[str, str], list[str]] = defaultdict(list)
     metrics: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for suite, task, protocol_hash, metric in sorted(names):
@@ -284,31 +322,38 @@ def _label_columns(
                 label = f"{base} [{protocol_hash[:6]}]"
             for metric in metrics[(suite, task, protocol_hash)]:
                 shown = f"{label} {metric_label(metric)}" if metric else label
-                column = Column(suite, protocol_hash, name, shown, metric=metric or None, **where)
+                column = Column(
+                    suite, protocol_hash, name, shown, metric=metric or None,
+                    lower_is_better=lower_is_better.get(metric, True), **where,
+                )
                 keyed.append(((suite, task, label, order.get(metric, -1), shown), column))
     return [column for _, column in sorted(keyed, key=lambda pair: pair[0])]
 
 
-def _group_keys(runs: Sequence[Mapping[str, Any]], groups: Groups) -> dict[int, list[str]]:
+def _group_keys(
+    runs: Sequence[Mapping[str, Any]], selected: Collection[str] | None = None
+) -> dict[int, list[str]]:
     """For each run (by position), the groups it falls in under the ``by="group"`` rule.
 
-    A group applies to a stored column (suite, protocol) when it has the column's env, its
-    task list is not empty, is a subset of the tasks stored for the column, and it is not
-    the stored suite itself.
+    The groups of a stored column (suite, protocol) are those stored with its runs (a later
+    run's definition wins; ``selected`` names keep only those). One applies when its task
+    list is not empty, is a subset of the tasks stored for the column, and it is not the
+    stored suite itself. Its runs are the column's runs of its tasks.
     """
     stored: dict[tuple[str, str], set[str]] = defaultdict(set)
-    envs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    defined: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(dict)
     for run in runs:
         key = (str(run["suite"]), str(run["protocol_hash"]))
         stored[key].add(str(run["task"]))
-        envs[key].add(str(run.get("env") or ""))
+        for name, group_tasks in run_groups(run).items():
+            defined[key][name] = set(group_tasks)
     applies: dict[tuple[str, str], list[tuple[str, set[str]]]] = {}
     for key, tasks in stored.items():
         applies[key] = [
-            (name, set(group_tasks))
-            for name, (env, group_tasks) in sorted(groups.items())
-            if name != key[0] and envs[key] == {env} and group_tasks
-            and set(group_tasks) <= tasks
+            (name, group_tasks)
+            for name, group_tasks in sorted(defined[key].items())
+            if name != key[0] and group_tasks and group_tasks <= tasks
+            and (selected is None or name in selected)
         ]
     out: dict[int, list[str]] = {}
     for i, run in enumerate(runs):
@@ -440,7 +485,8 @@ def _rank_cells(slots: dict[str, list[Cell | None]], n_columns: int) -> None:
             for policy, cells in slots.items()
             if cells[i] is not None and cells[i].status == "ok"
         ]
-        if ok and ok[0][1].column.metric:  # type: ignore[union-attr]  # lower is better
+        column = ok[0][1].column if ok else None  # type: ignore[union-attr]
+        if column is not None and column.metric and column.lower_is_better:
             flipped = [(-c.ci_high, -c.ci_low) for _, c in ok]  # type: ignore[operator,union-attr]
             ranks = separated_ranks(flipped)
         else:
@@ -462,17 +508,17 @@ def build_board(
     interval: str = "wilson",
     confidence: float = 0.95,
     episodes: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
-    groups: Groups | None = None,
-    metric_columns: Mapping[str, Sequence[str]] | None = None,
+    groups: Collection[str] | None = None,
     metric_values: Mapping[int, Mapping[str, Sequence[float]]] | None = None,
     **filters: str,
 ) -> Board:
     """A board from run dicts with episode counts (``reads.run_counts`` rows).
 
-    ``by="group"`` needs ``groups`` (name -> (env, tasks)); a run in several groups counts
-    in each of their columns, and runs in none are left out. ``metric_columns`` (env name ->
-    metric names) turns the runs of those envs into metric columns, filled from
-    ``metric_values`` (run id -> metric -> per-episode values).
+    Everything else comes from the runs' stored ``report_meta``: ``by="group"`` makes
+    columns of the task groups stored with the runs (only those named in ``groups`` when
+    given); a run in several groups counts in each of their columns, and runs in none are
+    left out. A run with stored metric columns gets those columns instead of a success
+    column, filled from ``metric_values`` (run id -> metric -> per-episode values).
     """
     if by not in GROUPINGS:
         raise ValueError(f"board columns must be one of {GROUPINGS}, got by={by!r}")
@@ -483,21 +529,25 @@ def build_board(
     identities: dict[str, tuple[str, ...]] = {}
     pooled: dict[tuple[str, str, str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
     names: dict[tuple[str, str, str, str], str] = {}
-    metric_columns = metric_columns or {}
-    in_groups = _group_keys(runs, groups or {}) if by == "group" else {}
+    in_groups = _group_keys(runs, groups) if by == "group" else {}
+    order: dict[str, None] = {}
+    lower_is_better: dict[str, bool] = {}
     for i, run in enumerate(runs):
         identity = policy_identity(run)
         policy = labels[identity]
         identities[policy] = identity
         parts = in_groups[i] if by == "group" else [str(run["task"]) if by == "task" else ""]
-        metrics = tuple(metric_columns.get(str(run.get("env") or ""), ())) or ("",)
+        stored_metrics = run_metrics(run)
+        for metric, lower in stored_metrics:
+            order.setdefault(metric)
+            lower_is_better[metric] = lower
+        metrics = tuple(m for m, _ in stored_metrics) or ("",)
         for part in parts:
             for metric in metrics:
                 key = (str(run["suite"]), part, run["protocol_hash"], metric)
                 pooled[(policy, *key)].append(run)
                 names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
-    order = list(dict.fromkeys(m for names_ in metric_columns.values() for m in names_))
-    columns = _label_columns(names, by, order)
+    columns = _label_columns(names, by, list(order), lower_is_better)
     index = {
         (c.suite, c.task or c.group or "", c.protocol_hash, c.metric or ""): i
         for i, c in enumerate(columns)
@@ -598,38 +648,47 @@ def board_from_store(
     interval: str = "wilson",
     confidence: float = 0.95,
     episodes: bool = False,
-    groups: Groups | None = None,
-    metric_columns: Mapping[str, Sequence[str]] | None = None,
+    group: str | Sequence[str] | None = None,
 ) -> Board:
-    """The leaderboard of everything in ``store`` matching the filters.
+    """The leaderboard of everything in ``store`` matching the filters, from the store alone.
 
     Each filter is one name or several (any of them); None or empty means all. ``protocol``
     matches a protocol name or hash prefix; ``since``/``until`` bound the runs' creation
     time. ``episodes=True`` also loads every episode (for drill-downs and video links).
-    ``groups`` (name -> (env, tasks), e.g. from the registry) defines ``by="group"`` columns.
-    ``metric_columns`` (env -> metric names) defaults to the loaded plugins' declarations
-    (``EnvSpec.metric_columns``) for the envs of the stored runs.
+    ``group`` (with ``by="group"``) keeps only these of the task groups stored with the runs;
+    :class:`UnknownGroupError` when no matching run has one of them. Metric columns and
+    inference labels are the ones stored with the runs (``Run.report_meta``).
     """
     from vlabench.store import reads
 
+    wanted = [group] if isinstance(group, str) else [g for g in group or () if g]
+    if wanted and by != "group":
+        raise ValueError(f"group {', '.join(wanted)} needs by='group', got by={by!r}")
     runs = reads.run_counts(
         store, policy=policy, suite=suite, env=env, protocol=protocol, since=since, until=until
     )
+    if wanted:
+        known = stored_groups(runs)
+        unknown = [g for g in wanted if g not in known]
+        if unknown:
+            listed = ", ".join(known) or "none"
+            raise UnknownGroupError(
+                f"no stored run has the group {', '.join(unknown)} "
+                f"(groups stored with these runs: {listed})"
+            )
     loaded = reads.episodes_by_run(store, [r["id"] for r in runs]) if episodes else {}
-    envs = {str(r.get("env") or "") for r in runs}
-    if metric_columns is None:
-        metric_columns = declared_metric_columns(envs) if runs else {}
-    metric_columns = {e: tuple(m) for e, m in metric_columns.items() if e in envs and m}
+    measured = {int(r["id"]): run_metrics(r) for r in runs}
     metric_values = reads.episode_metrics(
         store,
-        [int(r["id"]) for r in runs if str(r.get("env") or "") in metric_columns],
-        sorted({m for names in metric_columns.values() for m in names}),
+        [i for i, metrics in measured.items() if metrics],
+        sorted({m for metrics in measured.values() for m, _ in metrics}),
     )
     filters = {
         "suite": _joined(suite),
         "env": _joined(env),
         "policy": _joined(policy),
         "protocol": _joined(protocol),
+        "group": _joined(wanted),
         "since": since.isoformat() if since else "",
         "until": until.isoformat() if until else "",
     }
@@ -639,24 +698,7 @@ def board_from_store(
         interval=interval,
         confidence=confidence,
         episodes=loaded,
-        groups=groups,
-        metric_columns=metric_columns,
+        groups=wanted or None,
         metric_values=metric_values,
         **filters,
     )
-
-
-def declared_metric_columns(envs: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """``EnvSpec.metric_columns`` of the loaded plugins' envs among ``envs`` (none on error)."""
-    envs = set(envs)
-    try:
-        from vlabench.catalog import catalog
-
-        specs = catalog().envs
-    except Exception:  # a report must not fail because a plugin does
-        return {}
-    return {
-        name: tuple(spec.metric_columns)
-        for name, spec in specs.items()
-        if name in envs and spec.metric_columns
-    }

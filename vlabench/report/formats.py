@@ -58,10 +58,14 @@ def caption(board: Board) -> str:
         f"success % [{board.interval_label}] n=episodes; rank only where intervals "
         "separate (=k: tied); a column is one protocol"
     )
-    if any(c.metric for c in board.columns):
+    directions = {c.lower_is_better for c in board.columns if c.metric}
+    if directions:
+        better = {frozenset({True}): "lower", frozenset({False}): "higher"}.get(
+            frozenset(directions), "lower or higher per metric"
+        )
         text += (
             "; metric columns (suite metric): mean over episodes [95% bootstrap interval], "
-            "lower is better, not in the row mean"
+            f"{better} is better, not in the row mean"
         )
     return text
 

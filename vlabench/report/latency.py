@@ -1,20 +1,19 @@
 """What latency cost: a run in a realtime inference mode next to the same run in ``sync``.
 
 The reference is the stored run whose config equals the realtime run's except for the
-inference mode (same policy, checkpoint, suite, task and protocol); only episodes that both
+inference mode (same policy, checkpoint, suite, task and protocol): its config hash was
+stored with the realtime run (``report_meta["sync_config_hash"]``). Only episodes that both
 runs have (same index, so same seed and init state) are compared.
 """
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vlabench.plan.configs import config_hash_of
-from vlabench.report.board import inference_label, policy_identity, policy_labels
+from vlabench.report.board import inference_label, policy_identity, policy_labels, report_meta
 from vlabench.store import reads
 from vlabench.store.models import Episode
 
@@ -90,11 +89,8 @@ def _episodes(store: Store, run_ids: Iterable[int]) -> dict[int, dict[int, tuple
 
 def sync_reference(store: Store, run: dict[str, Any]) -> int | None:
     """The id of the stored ``sync`` run with the same config as ``run``, if any."""
-    config = copy.deepcopy(run.get("config") or {})
-    if not config:
-        return None
-    config["inference_mode"], config["inference_options"] = "sync", {}
-    return store.find_run(config_hash_of(config))
+    config_hash = report_meta(run).get("sync_config_hash")
+    return store.find_run(str(config_hash)) if config_hash else None
 
 
 def latency_costs(store: Store, run_ids: Sequence[int]) -> list[LatencyCost]:

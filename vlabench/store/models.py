@@ -103,6 +103,22 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    report_meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """What boards need, fixed when the run is written (so a store prints the same board on
+    any machine, with or without the plugins and registry that wrote it); migration 0004:
+
+    * ``inference_label``: the inference mode's label (``async 120ms g=0.5 weighted``), ``""``
+      for ``sync``;
+    * ``sync_config_hash``: the config hash of the same run in ``sync`` mode (no inference
+      options), the latency report's reference run; None when the config has no hashable
+      form (rows written by hand);
+    * ``metrics``: the env's metric columns in declaration order, each
+      ``{"name": ..., "lower_is_better": ...}``; ``[]`` for success-rate envs;
+    * ``groups``: task groups for ``leaderboard --by group``: registry suites of the run's env
+      with an explicit task list that contains the run's task, ``name -> tasks``.
+
+    Rows from before 0004 get the first three computed from ``config``/``env``, and no
+    ``groups``. NULL only in rows written without it (reports then read it as ``{}``)."""
 
     episodes: Mapped[list[Episode]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True
