@@ -20,6 +20,7 @@ from vlabench.execute.executor import describe_exit, visible_gpus
 from vlabench.execute.inline import InlineExecutor
 from vlabench.execute.processes import ProcessExecutor
 from vlabench.execute.runner import Runner
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.jobs import plan
 from vlabench.registry import load_registry
 from vlabench.store import open_store
@@ -80,14 +81,21 @@ def test_ray_executor_streams_a_small_matrix_into_the_store(
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # the actors get the execution settings on their WorkerSetup: --record-video 1
+    settings = ExecutionSettings.create(record_video=1, video_dir=tmp_path / "videos")
     try:
         episodes = _run_matrix(
-            lambda cat: make_executor("ray", cat, workers=2), tmp_path / "ray.db", block=3
+            lambda cat: make_executor("ray", cat, workers=2, settings=settings),
+            tmp_path / "ray.db",
+            block=3,
         )
         assert ray.is_initialized()  # an initialised Ray is reused, not shut down
     finally:
         ray.shutdown()
     assert episodes == inline_episodes
+    videos = sorted((tmp_path / "videos").glob("*/*.mp4"))
+    assert [v.name for v in videos] == ["push_t_ep0000.mp4"] * 2  # one per run (2 policies)
+    assert len({v.parent.name for v in videos}) == 2
 
 
 def test_worker_helpers(monkeypatch: pytest.MonkeyPatch) -> None:

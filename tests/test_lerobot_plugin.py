@@ -187,6 +187,28 @@ def test_options_reach_the_loaded_policy(world: dict) -> None:
         )
 
 
+def test_torch_threads_come_from_the_request_only(
+    world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PolicyRequest.threads`` (``--torch-threads``) sets torch's threads; unset keeps them,
+    and no environment variable does anything."""
+    import torch
+
+    env = world["catalog"].envs["pusht"].interface({})
+    ckpt = str(world["ckpts"]["act"])
+    monkeypatch.setenv("VLABENCH_TORCH_THREADS", "3")  # the old variable: ignored
+    try:
+        with tk.lerobot_offline(world["root"] / "hf"):
+            plugin.load(api.PolicyRequest("act", ckpt, {}, env))
+            assert torch.get_num_threads() == 1  # unset: left as it was
+            plugin.load(api.PolicyRequest("act", ckpt, {}, env, threads=2))
+            assert torch.get_num_threads() == 2
+            with pytest.raises(ValueError, match="positive int"):
+                plugin.load(api.PolicyRequest("act", ckpt, {}, env, threads=0))
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_joint_action_checkpoint_is_incompatible_with_pusht_until_adapted(
     world: dict, tmp_path: Path
 ) -> None:

@@ -121,10 +121,21 @@ def test_unsafe_actions_never_reach_the_wire() -> None:
 
 
 # -- arming ------------------------------------------------------------------------------------
-def test_nothing_moves_without_arming(server: FakeArmServer, monkeypatch) -> None:
-    monkeypatch.delenv("VLABENCH_ARMED", raising=False)
-    with pytest.raises(NotArmedError, match="--armed"):
-        parol6.interface({"fake": False})
+def test_nothing_moves_without_arming(server: FakeArmServer) -> None:
+    # the runner's preflight stops an unarmed real-arm run before its jobs (nothing stored)
+    real = {"fake": False, "port": server.port}
+    assert "--armed" in (parol6.preflight("pick_place", real) or "")
+    assert parol6.interface(real).action.space == "parol6_joint_pos_deg"  # describing is free
+    assert parol6.preflight("pick_place", {}) is None  # the fake arm needs no arming
+    # armed by the runner's option, but no terminal to confirm on: still refused
+    armed = {**real, api.ARMED_OPTION: True}
+    assert "not confirmed" in (parol6.preflight("pick_place", armed) or "")
+    env = parol6.make("pick_place", {**real, **FAST})  # no runner option: not armed
+    assert not env.arming.requested
+    env.close()
+    env = parol6.make("pick_place", {**real, **FAST, api.ARMED_OPTION: True})
+    assert env.arming.requested  # the option reaches the env (its operator still confirms)
+    env.close()
     env = real_env(server, ScriptedOperator([]))
     with pytest.raises(NotArmedError):
         env.reset(seed=0)
@@ -357,8 +368,8 @@ def test_interface_matches_observations() -> None:
     for option in ({"operator": "scripted"}, {"operator": "auto"}):  # a human arms a real arm
         with pytest.raises(ValueError, match="needs a human"):
             parse_options({"fake": False, **option})
-    with pytest.raises(ValueError, match="unknown option 'armed'"):
-        parse_options({"armed": True})
+    # arming is the runner's option, never one of the parsed (hashed) options
+    assert parse_options({api.ARMED_OPTION: True}) == parse_options({})
 
 
 # -- camera recovery ---------------------------------------------------------------------------
@@ -477,3 +488,12 @@ def test_cli_refuses_the_real_arm_without_arming(cli) -> None:
     assert "arming was not confirmed" in armed.stdout + armed.stderr
     store = cli.store()
     assert all(not store.episodes(r["id"]) for r in store.runs())  # nothing consumed
+    # neither a registry file nor --env-option can arm: the planner refuses the runner's option
+    cli.registry("suites:\n  my_arm:\n    env: parol6\n    env_options: {armed: true}\n")
+    for args in (
+        ("--registry", "extra.yaml", "run", "--policy", "noop", "--suite", "my_arm"),
+        ("run", "--policy", "noop", "--env", "parol6", "--fake", "-E", "armed=true"),
+    ):
+        refused = cli(*args, "-n", "1", ok=False)
+        assert refused.returncode != 0
+        assert "set by the runner only" in refused.stdout + refused.stderr

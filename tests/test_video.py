@@ -14,11 +14,12 @@ from vlabench.runtime import video
 from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 
 
-def test_record_video_on_a_short_pusht_run(cli: CLI) -> None:
+@pytest.mark.parametrize("executor", ["processes", "inline"])
+def test_record_video_on_a_short_pusht_run(cli: CLI, executor: str) -> None:
     videos = cli.cwd / "clips"
     cli(
         "run", "--policy", "noop", "--suite", "pusht_quick", "-n", "2", "--max-steps", "12",
-        "--record-video", "1", "--video-dir", str(videos),
+        "--record-video", "1", "--video-dir", str(videos), "--executor", executor,
     )
     with cli.store() as store:
         [run] = store.runs()
@@ -36,6 +37,9 @@ def test_record_video_on_a_short_pusht_run(cli: CLI) -> None:
     assert f"video of episode 0: {path}" in shown
     refused = cli("leaderboard", "--format", "png", ok=False)
     assert refused.returncode == 2 and "--output" in refused.stderr
+    negative = cli("run", "--policy", "noop", "--suite", "pusht_quick", "--record-video", "-1",
+                   ok=False)
+    assert negative.returncode != 0 and ">= 0" in negative.stdout + negative.stderr
 
 
 def test_default_directory_is_next_to_the_store(tmp_path: Path) -> None:

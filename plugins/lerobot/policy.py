@@ -8,7 +8,6 @@ so ``predict_action_chunk`` is used for a batch of episodes at any step of each.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,23 +17,16 @@ from vlabench import api
 
 from . import features
 
-THREADS_ENV = "VLABENCH_TORCH_THREADS"
-"""Torch intra-op threads per worker (unset: torch's default). Changes speed, not results."""
 
-
-def set_threads() -> None:
-    """Apply ``VLABENCH_TORCH_THREADS`` (a positive int) to torch."""
-    value = os.environ.get(THREADS_ENV)
-    if not value:
+def set_threads(threads: int | None) -> None:
+    """Apply the request's torch intra-op threads (``api.PolicyRequest.threads``, from
+    ``--torch-threads``); None keeps torch's default. Changes speed, not results."""
+    if threads is None:
         return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"torch threads must be a positive int, got {threads!r}")
     import torch
 
-    try:
-        threads = int(value)
-    except ValueError:
-        raise ValueError(f"{THREADS_ENV} must be a positive int, got {value!r}") from None
-    if threads < 1:
-        raise ValueError(f"{THREADS_ENV} must be a positive int, got {value!r}")
     torch.set_num_threads(threads)
 
 
@@ -120,7 +112,7 @@ def load(
     from lerobot.configs.policies import PreTrainedConfig
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
-    set_threads()
+    set_threads(request.threads)
     options = request.options
     where = f"lerobot {request.type} {request.checkpoint}"
     config = PreTrainedConfig.from_pretrained(ckpt.path)

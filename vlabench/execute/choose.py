@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlabench.catalog import Catalog
+from vlabench.execute.settings import ExecutionSettings
 
 EXECUTORS = ("inline", "processes", "ray")
 
@@ -19,17 +20,24 @@ def make_executor(
     address: str | None = None,
     allow: frozenset[str] | None = None,
     block: frozenset[str] = frozenset(),
+    settings: ExecutionSettings | None = None,
 ) -> Any:
-    """An executor by name: ``inline``, ``processes`` or ``ray``."""
+    """An executor by name: ``inline``, ``processes`` or ``ray``; every job it runs gets
+    ``settings`` (videos, arming, torch threads; default: none of them)."""
     if kind == "inline":
         from vlabench.execute.inline import InlineExecutor
 
-        return InlineExecutor(catalog, batch_size)
+        return InlineExecutor(catalog, batch_size, settings)
     if kind == "processes":
         from vlabench.execute.processes import ProcessExecutor
 
         return ProcessExecutor(
-            workers, retries=retries, batch_size=batch_size, allow=allow, block=block
+            workers,
+            retries=retries,
+            batch_size=batch_size,
+            allow=allow,
+            block=block,
+            settings=settings,
         )
     if kind == "ray":
         from vlabench.execute.ray_cluster import RayExecutor
@@ -41,5 +49,6 @@ def make_executor(
             batch_size=batch_size,
             allow=allow,
             block=block,
+            settings=settings,
         )
     raise ValueError(f"unknown executor {kind!r}: expected one of {', '.join(EXECUTORS)}")

@@ -5,7 +5,9 @@ An executor runs :class:`~vlabench.plan.jobs.Job` s and reports every event to a
 arrives: workers never touch the store, so SQLite has one writer. Executors: ``inline``
 (:mod:`~vlabench.execute.inline`), ``processes`` (:mod:`~vlabench.execute.processes`) and
 ``ray`` (:mod:`~vlabench.execute.ray_cluster`); :func:`~vlabench.execute.choose.make_executor`
-picks one by name.
+picks one by name. What a job runs with besides its config (videos, arming, torch threads:
+:class:`~vlabench.execute.settings.ExecutionSettings`) is given to the executor and reaches
+every worker on its :class:`WorkerSetup`, never through environment variables.
 
 A worker (process or actor) that dies takes only its job with it: the episodes already received
 are kept, and :func:`after_crash` decides, the same way for every executor, whether the rest is
@@ -18,12 +20,16 @@ import os
 import signal
 from collections import deque
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vlabench import api
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.jobs import Job
+
+if TYPE_CHECKING:
+    from vlabench.execute.local import JobWorker
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -86,11 +92,20 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What a worker process needs to rebuild the parent's plugin view (all picklable)."""
+    """What a worker process or Ray actor needs besides its jobs (all picklable): the parent's
+    plugin view and the execution settings (videos, arming, threads), sent explicitly."""
 
     allow: frozenset[str] | None = None
     block: frozenset[str] = frozenset()
     batch_size: int = 1
+    settings: ExecutionSettings = field(default_factory=ExecutionSettings)
+
+    def job_worker(self) -> JobWorker:
+        """The worker's :class:`~vlabench.execute.local.JobWorker` (plugins loaded here)."""
+        from vlabench.catalog import catalog
+        from vlabench.execute.local import JobWorker
+
+        return JobWorker(catalog(self.allow, self.block), self.batch_size, self.settings)
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""The ``inline`` executor: jobs one after the other in this process (no isolation)."""
+"""The ``inline`` executor: jobs one after the other in this process (no isolation).
+
+An armed robot runs here: its confirmation at the terminal is asked in this process."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Sequence
 from vlabench.catalog import Catalog
 from vlabench.execute.executor import JobEvents
 from vlabench.execute.local import JobWorker
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.jobs import Job
 
 
@@ -16,8 +19,10 @@ class InlineExecutor:
     name = "inline"
     parallelism = 1
 
-    def __init__(self, catalog: Catalog, batch_size: int = 1) -> None:
-        self.worker = JobWorker(catalog, batch_size)
+    def __init__(
+        self, catalog: Catalog, batch_size: int = 1, settings: ExecutionSettings | None = None
+    ) -> None:
+        self.worker = JobWorker(catalog, batch_size, settings)
 
     def run(self, jobs: Sequence[Job], events: JobEvents) -> None:
         for job in jobs:

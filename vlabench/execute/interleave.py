@@ -74,9 +74,10 @@ def run_interleaved(
     """Run one episode at a time across ``configs`` (one per policy) in :func:`schedule` order.
 
     ``run_job(config)`` runs the episodes a run lacks up to ``config.protocol.episodes``
-    (``vlabench.matrix.Runner.run_job``); it is called with the episode count raised by one
-    per round, so each call runs exactly the next episode of that policy (the config hash
-    ignores the episode count: every call extends the same run). Returns each call's result.
+    (:meth:`vlabench.execute.runner.Runner.run_job`); it is called with the episode count
+    raised by one per round, so each call runs exactly the next episode of that policy (the
+    config hash ignores the episode count: every call extends the same run). Returns each
+    call's result.
     """
     check_comparable(configs)
     episodes = configs[0].protocol.episodes

@@ -6,6 +6,8 @@ loads the plugins once, keeps every policy it loads and reuses it for later jobs
 one job at a time and sends each finished episode back through its pipe. A worker that dies
 (segfault, OOM kill, ``exit``) takes only its job with it (:func:`~vlabench.execute.executor.
 after_crash`). Workers ignore Ctrl-C; the parent stops them and leaves the store consistent.
+Everything a worker needs besides its jobs (plugins, batch size, the execution settings) is
+the :class:`~vlabench.execute.executor.WorkerSetup` sent first on its pipe.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from vlabench.execute.executor import (
     describe_exit,
     visible_gpus,
 )
-from vlabench.execute.local import JobWorker
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.jobs import Job
 
 
@@ -43,9 +45,7 @@ def _worker_main(fd: int) -> None:
     conn = Connection(fd)
     try:
         setup: WorkerSetup = conn.recv()
-        from vlabench.catalog import catalog
-
-        worker = JobWorker(catalog(setup.allow, setup.block), setup.batch_size)
+        worker = setup.job_worker()
         while True:
             message = conn.recv()
             if message is None:
@@ -84,11 +84,11 @@ class ProcessExecutor:
         batch_size: int = 1,
         allow: frozenset[str] | None = None,
         block: frozenset[str] = frozenset(),
+        settings: ExecutionSettings | None = None,
     ) -> None:
         self.parallelism = max(1, workers or cpu_count())
         self.retries = max(0, retries)
-        self.batch_size = batch_size
-        self.allow, self.block = allow, block
+        self.setup = WorkerSetup(allow, block, batch_size, settings or ExecutionSettings())
 
     def _spawn(self, slot: int, gpus: list[str]) -> _Handle:
         """A fresh worker: ``python -m vlabench.execute.processes FD`` on one end of a socket pair.
@@ -118,7 +118,7 @@ class ProcessExecutor:
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
             theirs.close()
         conn = Connection(ours.detach())
-        conn.send(WorkerSetup(self.allow, self.block, self.batch_size))
+        conn.send(self.setup)
         return _Handle(process, conn, slot)
 
     def run(self, jobs: Sequence[Job], events: JobEvents) -> None:

@@ -8,7 +8,9 @@ store's single writer (workers never need the store's URL or network access to i
 that dies takes only its job: the episodes already received are kept, the rest is retried on a
 fresh actor up to ``retries`` times, then the job is recorded as failed with Ray's error.
 
-Every node needs vlabench and the plugins the matrix uses installed (same versions).
+Every node needs vlabench and the plugins the matrix uses installed (same versions). An actor
+gets everything besides its jobs (plugins, batch size, the execution settings) as its
+:class:`~vlabench.execute.executor.WorkerSetup`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from vlabench.api import EpisodeRecord
 from vlabench.execute.executor import JobEvents, PendingJob, WorkerSetup, after_crash, cpu_count
-from vlabench.execute.local import JobWorker
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.configs import RunConfig
 from vlabench.plan.jobs import Job
 
@@ -34,9 +36,7 @@ class RayWorker:
     ``("done", error_or_None)`` per job."""
 
     def __init__(self, setup: WorkerSetup) -> None:
-        from vlabench.catalog import catalog
-
-        self.worker = JobWorker(catalog(setup.allow, setup.block), setup.batch_size)
+        self.worker = setup.job_worker()
 
     def ping(self) -> bool:
         return True
@@ -94,12 +94,13 @@ class RayExecutor:
         batch_size: int = 1,
         allow: frozenset[str] | None = None,
         block: frozenset[str] = frozenset(),
+        settings: ExecutionSettings | None = None,
     ) -> None:
         self.address = address
         self.workers = workers
         self.parallelism = max(1, workers or cpu_count())
         self.retries = max(0, retries)
-        self.setup = WorkerSetup(allow, block, batch_size)
+        self.setup = WorkerSetup(allow, block, batch_size, settings or ExecutionSettings())
 
     def _connect(self) -> bool:
         """Initialise Ray unless it is; True when this executor started it."""

@@ -51,4 +51,5 @@ def policy_request_from(data: Mapping[str, Any]) -> api.PolicyRequest:
         options=data.get("options") or {},
         env=env_interface_from(data["env"]),
         device=data.get("device", "cpu"),
+        threads=data.get("threads"),
     )

@@ -120,7 +120,7 @@ class PolicyService:
     def _request(self, args: Mapping[str, Any]) -> api.PolicyRequest:
         data = dict(args)
         data.update(type=self.type, checkpoint=self.checkpoint, options=self.options,
-                     device=self.device)
+                     device=self.device, threads=None)  # a client never sets the server's
         return request_from_wire(data)
 
     def _key(self, args: Mapping[str, Any]) -> str:
@@ -220,6 +220,11 @@ class _EnvSession:
         self.host = EnvHost(spec.make, spec)
 
     async def handle(self, op: str, args: Any) -> tuple[Any, float | None]:
+        if isinstance(args, dict) and isinstance(args.get("options"), dict):
+            # a network client never arms the served robot (api.ARMED_OPTION is the runner's)
+            args = {**args, "options": {
+                k: v for k, v in args["options"].items() if k != api.ARMED_OPTION
+            }}
         return await asyncio.to_thread(self.host.handle, op, args), None
 
     def close(self) -> None:

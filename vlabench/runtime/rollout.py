@@ -63,7 +63,7 @@ class RolloutSettings:
     """Actions per predicted chunk (``async`` mode schedules over the whole chunk)."""
     batch_size: int = 1
     record_video: int = 0
-    """Record the episodes with index < this as mp4 (see :mod:`vlabench.video`)."""
+    """Record the episodes with index < this as mp4 (see :mod:`vlabench.runtime.video`)."""
     video_dir: str | None = None
     fps: float = 10.0
     """The env's control rate: turns latencies into steps and steps into simulated seconds."""
@@ -105,7 +105,7 @@ class _Slot:
     env_metrics: Any = None
     """``info[EPISODE_METRICS_KEY]`` of the latest step (None when absent)."""
     video: Any = None
-    """A :class:`vlabench.video.VideoWriter` while the episode is recorded."""
+    """A :class:`vlabench.runtime.video.VideoWriter` while the episode is recorded."""
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:

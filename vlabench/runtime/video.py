@@ -6,15 +6,16 @@ observation. Each run writes under ``<video dir>/<config hash>/`` and the file's
 stored on its episode row (``video_path``). A frame source or encoder that fails drops the
 video, never the episode.
 
-The request reaches every executor (in-process, worker processes, Ray) through two
-environment variables set by the CLI: ``VLABENCH_RECORD_VIDEO`` (episodes per task) and
-``VLABENCH_VIDEO_DIR``; recording is not part of a run's config (it changes no result).
+The request travels explicitly: the CLI puts it on the execution settings
+(:class:`vlabench.execute.settings.ExecutionSettings`), which every executor (in-process,
+worker processes, Ray) hands to its job workers, and they put it on the rollout's
+:class:`~vlabench.runtime.rollout.RolloutSettings` (``record_video``, ``video_dir``).
+Recording is not part of a run's config (it changes no result).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -23,36 +24,7 @@ import numpy as np
 
 from vlabench.api import IMAGE_PREFIX
 
-EPISODES_VAR = "VLABENCH_RECORD_VIDEO"
-DIR_VAR = "VLABENCH_VIDEO_DIR"
 CODEC = "libx264"
-
-
-def configure(episodes: int, directory: str | Path) -> None:
-    """Ask every rollout of this process (and its children) to record videos."""
-    if episodes < 0:
-        raise ValueError(f"--record-video expects a number of episodes >= 0, got {episodes}")
-    os.environ[EPISODES_VAR] = str(int(episodes))
-    os.environ[DIR_VAR] = str(Path(directory).expanduser().resolve())
-
-
-def requested_episodes() -> int:
-    """Episodes per task to record (0: none), from ``VLABENCH_RECORD_VIDEO``."""
-    value = os.environ.get(EPISODES_VAR, "").strip()
-    if not value:
-        return 0
-    try:
-        return max(0, int(value))
-    except ValueError:
-        raise ValueError(f"{EPISODES_VAR} must be an integer, got {value!r}") from None
-
-
-def run_directory(config_hash: str) -> str | None:
-    """Where the videos of one run go, or None when videos are not requested."""
-    base = os.environ.get(DIR_VAR)
-    if not base or not requested_episodes():
-        return None
-    return str(Path(base) / config_hash)
 
 
 def default_directory(store_url: str) -> Path:
