@@ -132,6 +132,31 @@ def test_invalid_registry_names_file_line_and_key(cli: CLI) -> None:
     assert f"{bad}:5: suites.mine.episodes:" in proc.stderr and "'lots'" in proc.stderr
 
 
+def test_bad_env_option_is_one_line_naming_the_flag_or_the_file(cli: CLI) -> None:
+    proc = cli("run", "--policy", "noop", "--suite", "pusht_quick", "-E", "imagesize=3", ok=False)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: -E imagesize: unknown option of env 'pusht' "
+        "(options: image_size, render, reset_to_state)"
+    ]
+    bad = cli.registry("suites:\n  mine:\n    env: pusht\n    env_options: {render: 3}\n")
+    proc = cli("--registry", str(bad), "run", "--policy", "noop", "--suite", "mine", ok=False)
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1
+    assert f"{bad}:4: suite 'mine': env_options.render: " in proc.stderr and "got 3" in proc.stderr
+    assert not cli.db_path.exists()
+
+
+def test_defaults_given_with_env_option_resume_the_same_run(cli: CLI) -> None:
+    cli("run", "--policy", "noop", "--suite", "pusht", "-n", "1", "--max-steps", "3")
+    out = cli("run", "--policy", "noop", "--env", "pusht", "-E", "image_size=96", "-n", "1",
+              "--max-steps", "3")
+    assert "1 run(s), 0 new episode(s) stored" in out.stdout
+    assert "compatible" in cli("check", "noop", "pusht").stdout
+    with cli.store() as store:
+        [run] = store.runs()
+    assert run["config"]["env_options"] == {"image_size": 96, "render": True}
+
+
 def test_unknown_names_are_clear_errors(cli: CLI) -> None:
     proc = cli("run", "--policy", "nop", "--suite", "pusht", ok=False)
     assert proc.returncode == 2 and "unknown policy 'nop'; did you mean noop" in proc.stderr

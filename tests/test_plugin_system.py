@@ -79,6 +79,24 @@ def test_blocking_a_plugin(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
     assert "policy:noop" in listing["scripted"]["provides"]
 
 
+def test_default_plugins_are_registered_by_name_and_listed(cli: CLI) -> None:
+    listing = plugins(cli)
+    remote, report = listing["vlabench.isolation.remote"], listing["vlabench.report.exporters"]
+    assert remote["status"] == report["status"] == "loaded"
+    assert {"exporter:csv", "exporter:html", "exporter:png"} <= set(report["provides"])
+    assert "report" not in listing  # no longer an entry point
+    cli.env["VLABENCH_PLUGINS"] = "scripted"  # the allow-list selects entry points only
+    listing = plugins(cli)
+    assert listing["vlabench.report.exporters"]["status"] == "loaded"
+    assert listing["pusht"]["status"] == "blocked"
+    listing = plugins(cli, "-p", "vlabench.isolation.remote")
+    assert listing["vlabench.isolation.remote"]["status"] == "blocked"
+    cli.env["VLABENCH_TRACE_PLUGINS"] = "1"  # pluggy's hook call monitoring
+    err = cli("plugins", "--json").stderr
+    assert "vlabench: calling vlabench_policies of plugin scripted" in err
+    assert "vlabench: calling vlabench_exporters of plugin vlabench.report.exporters" in err
+
+
 def test_policy_that_raises_fails_only_its_episodes(cli: CLI, plugin_dirs: dict[str, Path]) -> None:
     cli.with_plugins(plugin_dirs["faulty"])
     cli("run", "--policy", "raises", "--suite", "pusht_quick", "-n", "4", "--max-steps", "6")

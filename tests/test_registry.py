@@ -8,7 +8,7 @@ import pytest
 
 from vlabench.catalog import load_catalog
 from vlabench.plan.resolve import resolve_policy, resolve_suite
-from vlabench.registry import RegistryError, load_file, load_registry
+from vlabench.registry import RegistryError, SuiteConfig, load_file, load_registry
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -56,6 +56,16 @@ def test_invalid_files_say_where_and_why(tmp_path: Path, text: str, expected: st
     with pytest.raises(RegistryError) as err:
         load_file(path)
     assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_entries_know_their_file_and_with_suite_copies(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", "suites:\n  mine:\n    env: pusht\n    episodes: 3\n")
+    reg = load_registry([path])
+    assert reg.where("suites", "mine", "episodes") == f"{path}:4"
+    assert reg.where("suites", "pusht") is not None and reg.where("suites", "nope") is None
+    bare = reg.with_suite("mine", SuiteConfig(env="metaworld"))
+    assert bare.suite("mine").env == "metaworld" and bare.where("suites", "mine") is None
+    assert reg.suite("mine").env == "pusht" and reg.where("suites", "mine") == f"{path}:3"
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ def test_remote_policy_and_remote_env_match_in_process(tmp_path, policy_server, 
 
     catalog = _catalog()
     registry = Registry(suites={"toy": SuiteConfig(env="toy", episodes=4, max_steps=12)})
+    listed = (dict(catalog.policies), dict(catalog.envs), dict(catalog.owner))
     local = _run(tmp_path / "a", "greedy", "toy", registry, catalog)
     remote_policy = _run(tmp_path / "b", f"remote://127.0.0.1:{policy_server.port}", "toy",
                          registry, catalog)
@@ -91,13 +92,52 @@ def test_remote_policy_and_remote_env_match_in_process(tmp_path, policy_server, 
         assert e["metrics"]["policy_ms_p50"] >= 0 and e["metrics"]["wire_ms_p50"] > 0
     assert all(e["metrics"]["env_wire_ms_p50"] > 0 for e in remote_env)
     assert health(policy_server.url)["stats"]["calls"] > 0
+    # Resolution is pure: remote:// is answered by a default plugin's hook, nothing is added
+    assert (dict(catalog.policies), dict(catalog.envs), dict(catalog.owner)) == listed
+    assert list(registry.suites) == ["toy"]
+    assert catalog.plugin_of("policy", "remote") == "vlabench.isolation.remote"
     # What the server serves is part of the run's config: another policy, another run.
     from vlabench.plan.resolve import resolve_policy
 
     choice = resolve_policy(f"remote://127.0.0.1:{policy_server.port}", registry, catalog)
     assert choice.type == "remote" and choice.options["served"]["type"] == "greedy"
+    assert choice.plugin == "vlabench.isolation.remote"
     with pytest.raises(Exception, match="serves 'env', not a policy"):
         resolve_policy(f"remote://127.0.0.1:{env_server.port}", registry, catalog)
+
+
+def test_remote_runs_keep_their_pre_default_plugin_hash(policy_server, env_server):
+    """Runs stored when remote:// was patched into the catalog as plugin 'vlabench' resume."""
+    from dataclasses import replace
+
+    from vlabench.plan.resolve import resolve_policy, resolve_suite
+    from vlabench.registry import Registry
+
+    catalog, registry = _catalog(), Registry()
+    policy = resolve_policy("greedy", registry, catalog)
+    [config] = resolve_suite(f"remote://127.0.0.1:{env_server.port}", policy, registry, catalog)
+    assert config.env_plugin == "vlabench.isolation.remote" and config.env_options == {}
+    old = replace(config, env_plugin="vlabench")  # what the old core stored
+    assert config.legacy_config_hash() == old.config_hash() != config.config_hash()
+    remote = resolve_policy(f"remote://127.0.0.1:{policy_server.port}", registry, catalog)
+    [config] = resolve_suite(f"remote://127.0.0.1:{env_server.port}", remote, registry, catalog)
+    old = replace(config, policy=replace(remote, plugin="vlabench"), env_plugin="vlabench")
+    assert config.legacy_config_hash() == old.config_hash()
+
+
+def test_unreachable_remote_and_bare_remote_type_are_clear_errors(tmp_path):
+    from vlabench.plan.jobs import plan
+    from vlabench.plan.resolve import resolve_policy
+    from vlabench.registry import Registry, RegistryError, SuiteConfig
+
+    catalog = _catalog()
+    registry = Registry(suites={"toy": SuiteConfig(env="toy")})
+    with pytest.raises(RegistryError, match=r"policy 'remote://127\.0\.0\.1:9': cannot connect"):
+        resolve_policy("remote://127.0.0.1:9", registry, catalog)
+    with pytest.raises(RegistryError, match=r"env 'remote://127\.0\.0\.1:9': cannot connect"):
+        plan(["greedy"], ["remote://127.0.0.1:9"], registry, catalog)
+    [pair] = plan(["remote"], ["toy"], registry, catalog)  # the type alone names no server
+    assert not pair.runnable and "needs a server" in pair.reason
 
 
 def test_remote_env_spec_describes_the_served_env(env_server):

@@ -1,17 +1,27 @@
-"""Plugin discovery: entry points of the group ``vlabench``, each loaded in isolation.
+"""Plugin discovery: the default plugins and the entry points of the group ``vlabench``.
 
-Built-in plugins are registered through the very same entry-point group as third-party ones.
-One broken plugin never stops the others: its import error (or a hook that raises) is
-recorded and shown by ``vlabench plugins``.
+The core's own plugins (:data:`DEFAULT_PLUGINS`: ``remote://`` addresses, the built-in export
+formats) are registered by module name through the same manager as the entry points, and
+answer before them (a plugin may still override with ``tryfirst``). Built-in envs and policies
+are entry points like third-party ones. One broken plugin never stops the others: its import
+error (or a hook that raises) is recorded and shown by ``vlabench plugins``.
+
+Names no plugin lists (``remote://host:port``) are answered by the ``firstresult`` hooks
+``vlabench_resolve_policy``/``vlabench_resolve_env`` through :meth:`Catalog.policy` and
+:meth:`Catalog.env`; the answers are cached beside the catalog, whose dicts of plugin-provided
+specs are never changed after loading.
 
 Environment variables:
-  ``VLABENCH_PLUGINS``         comma-separated allow-list of plugin names to load
-  ``VLABENCH_DISABLE_PLUGINS`` comma-separated block-list (also ``--disable-plugin``)
-  ``VLABENCH_TRACE_PLUGINS``   set to 1 to print every hook call
+  ``VLABENCH_PLUGINS``         comma-separated allow-list of entry points to load (default
+                               plugins are always loaded)
+  ``VLABENCH_DISABLE_PLUGINS`` comma-separated block-list (also ``--disable-plugin``; default
+                               plugins by module name)
+  ``VLABENCH_TRACE_PLUGINS``   set to 1 to print every hook call (pluggy's call monitoring)
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import os
@@ -24,10 +34,13 @@ from typing import Any
 
 import pluggy
 
+import vlabench
 from vlabench import api
 from vlabench.api import hookspecs
 
 GROUP = "vlabench"
+DEFAULT_PLUGINS = ("vlabench.isolation.remote", "vlabench.report.exporters")
+"""The core's own plugins, registered (and shown by ``vlabench plugins``) under these names."""
 
 
 @dataclass
@@ -59,11 +72,60 @@ class Catalog:
     manager: pluggy.PluginManager
     assets: dict[str, api.AssetSpec] = field(default_factory=dict)
 
+    resolved: dict[tuple[str, str], tuple[Any, str | None]] = field(default_factory=dict)
+    """Answers of the ``vlabench_resolve_*`` hooks by (kind, name), with the answering plugin:
+    a cache on the side (``policies``/``envs`` stay what the plugins listed)."""
+
     def plugin_of(self, kind: str, name: str) -> str:
-        return self.owner.get((kind, name), "?")
+        if (kind, name) in self.owner:
+            return self.owner[(kind, name)]
+        return self.resolved.get((kind, name), (None, None))[1] or "?"
 
     def plugin_version(self, plugin: str) -> str | None:
         return next((p.version for p in self.plugins if p.name == plugin), None)
+
+    def resolve_policy(self, name: str) -> tuple[api.PolicySpec, dict[str, Any]] | None:
+        """``(spec, preset)`` for a policy name no plugin lists (``vlabench_resolve_policy``).
+
+        Asked anew each time: the preset says what a server serves now."""
+        return self._resolve("policy", "vlabench_resolve_policy", name, fresh=True)
+
+    def find_policy(self, name: str) -> api.PolicySpec | None:
+        """The policy type ``name``: listed by a plugin, or answered by a resolve hook."""
+        if name in self.policies:
+            return self.policies[name]
+        found = self._resolve("policy", "vlabench_resolve_policy", name)
+        return None if found is None else found[0]
+
+    def find_env(self, name: str) -> api.EnvSpec | None:
+        """The env ``name``: listed by a plugin, or answered by ``vlabench_resolve_env``."""
+        if name in self.envs:
+            return self.envs[name]
+        return self._resolve("env", "vlabench_resolve_env", name)
+
+    def policy(self, name: str) -> api.PolicySpec:
+        """Like :meth:`find_policy`; an unknown type is a :class:`~vlabench.api.RegistryError`."""
+        spec = self.find_policy(name)
+        if spec is None:
+            raise api.RegistryError(_missing("policy type", name, self.policies))
+        return spec
+
+    def env(self, name: str) -> api.EnvSpec:
+        """Like :meth:`find_env`; an unknown env is a :class:`~vlabench.api.RegistryError`."""
+        spec = self.find_env(name)
+        if spec is None:
+            raise api.RegistryError(_missing("env", name, self.envs))
+        return spec
+
+    def _resolve(self, kind: str, hook: str, name: str, fresh: bool = False) -> Any:
+        if fresh or (kind, name) not in self.resolved:
+            self.resolved[(kind, name)] = _first(self.manager, hook, name=name)
+        return self.resolved[(kind, name)][0]
+
+
+def _missing(kind: str, name: str, known: dict[str, Any]) -> str:
+    listing = ", ".join(sorted(known)) or "none"
+    return f"no loaded plugin provides {kind} {name!r} (known: {listing}; see `vlabench plugins`)"
 
 
 def _split_env(var: str) -> set[str]:
@@ -93,13 +155,21 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 def build_manager(
     allow: set[str] | None = None, block: set[str] | None = None
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
-    """A fresh plugin manager with every permitted entry point loaded in its own try."""
+    """A fresh plugin manager with every permitted plugin loaded in its own try.
+
+    Entry points are registered first and the default plugins last, so that pluggy calls the
+    defaults first (a default export format wins over a plugin's of the same name).
+    """
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
+    if os.environ.get("VLABENCH_TRACE_PLUGINS"):
+        pm.add_hookcall_monitoring(_trace_before, lambda outcome, hook, impls, kwargs: None)
     allow = allow if allow is not None else _split_env("VLABENCH_PLUGINS")
     block = (block or set()) | _split_env("VLABENCH_DISABLE_PLUGINS")
     infos: list[PluginInfo] = []
     for ep in _entry_points():
+        if ep.value in DEFAULT_PLUGINS:  # an install made before it became a default plugin
+            continue
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else None
         info = PluginInfo(ep.name, ep.value, dist, version)
@@ -108,35 +178,74 @@ def build_manager(
             info.status = "blocked"
             pm.set_blocked(ep.name)
             continue
-        try:
-            module = ep.load()
-            pm.register(module, name=ep.name)
-        except Exception as exc:  # a broken plugin is recorded, never fatal
-            info.status = "failed"
-            info.error = f"{type(exc).__name__}: {exc}"
+        _register(pm, info, ep.load)
+    defaults = [PluginInfo(m, m, "vlabench", vlabench.__version__) for m in DEFAULT_PLUGINS]
+    for info in defaults:
+        if info.name in block:
+            info.status = "blocked"
+            pm.set_blocked(info.name)
             continue
-        info.hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
-    return pm, infos
+        _register(pm, info, lambda name=info.module: importlib.import_module(name))
+    return pm, defaults + infos
+
+
+def _register(pm: pluggy.PluginManager, info: PluginInfo, load: Any) -> None:
+    try:
+        module = load()
+        pm.register(module, name=info.name)
+    except Exception as exc:  # a broken plugin is recorded, never fatal
+        info.status = "failed"
+        info.error = f"{type(exc).__name__}: {exc}"
+        return
+    info.hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
+
+
+def _trace_before(hook: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    plugins = ", ".join(impl.plugin_name for impl in impls)
+    print(f"vlabench: calling {hook} of plugin {plugins}", file=sys.stderr)
+
+
+def _call_one(pm: pluggy.PluginManager, hook: str, impl: Any, kwargs: dict[str, Any]) -> Any:
+    """Call one plugin's implementation through pluggy (so call monitoring sees it)."""
+    others = [p for p in pm.get_plugins() if p is not impl.plugin]
+    return pm.subset_hook_caller(hook, others)(**kwargs)
+
+
+def _first(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> tuple[Any, str | None]:
+    """A ``firstresult`` hook called the pluggy way, also saying which plugin answered.
+
+    A :class:`~vlabench.api.RegistryError` (the plugin's own one-line reason, e.g. a server
+    that cannot be reached) passes through; anything else is one naming the plugin.
+    """
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # pluggy's call order
+        try:
+            result = _call_one(pm, hook, impl, kwargs)
+        except api.RegistryError:
+            raise
+        except Exception as exc:
+            raise api.RegistryError(
+                f"plugin {impl.plugin_name}: {hook}({kwargs}) raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if result is not None:
+            return result, impl.plugin_name
+    return None, None
 
 
 def _collect(pm: pluggy.PluginManager, hook: str, kind: str, catalog: Catalog) -> dict[str, Any]:
     """Call each implementation of ``hook`` separately so one failure stays with its plugin."""
     found: dict[str, Any] = {}
     infos = {info.name: info for info in catalog.plugins}
-    trace = bool(os.environ.get("VLABENCH_TRACE_PLUGINS"))
-    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # registration order
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # pluggy's call order
         info = infos.get(impl.plugin_name)
-        if trace:
-            print(f"vlabench: calling {hook} of plugin {impl.plugin_name}", file=sys.stderr)
         try:
-            items = impl.function() or []
+            results = _call_one(pm, hook, impl, {})
         except Exception as exc:
             error = f"hook {hook} raised {type(exc).__name__}: {exc}"
             if info is not None:
                 info.status, info.error = "failed", error
             catalog.problems.append(f"plugin {impl.plugin_name}: {error}")
             continue
-        for item in items:
+        for item in results[0] if results else []:
             name = getattr(item, "name", None)
             if name is None:  # metrics are bare callables
                 catalog.metrics.append(item)

@@ -29,6 +29,7 @@ SPEC = api.EnvSpec(
     packages=("lerobot", "datasets", "av"),
     preflight=env.preflight,
     metric_columns=COLUMNS,
+    options=env.DatasetOptions,
 )
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from vlabench import api
 
@@ -40,6 +41,23 @@ DEFAULT_TASK = "heldout"
 DEFAULT_BLOCK = 32
 MAX_EPISODE_STEPS = 100_000
 """Bound of the env; an episode ends at its last recorded frame anyway."""
+
+
+class DatasetOptions(BaseModel):
+    """The env options, typed (the plan validates suites with it and fills in defaults);
+    :func:`parse_split` and :func:`_cameras` still check episodes and cameras."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    dataset: str
+    repo_id: str | None = None
+    revision: str | int | None = None
+    split: int | str | list[int | str] | None = None
+    task: str = DEFAULT_TASK
+    action_space: str | None = None
+    state_space: str | None = None
+    cameras: list[str] | None = None
+    video_backend: str = "pyav"
+    decode_block: int = Field(DEFAULT_BLOCK, gt=0)
 
 
 def parse_split(value: Any, total: int | None = None) -> list[int]:

@@ -11,7 +11,7 @@ the checkpoint's own pre/post-processor pipelines. Options (all part of the run 
 * ``n_action_steps`` (replanning interval), ``num_steps`` (denoising / flow steps),
   ``dtype``, ``compile``, ``revision``; the device is the preset's ``device``.
 
-Torch threads per worker: ``VLABENCH_TORCH_THREADS``.
+Torch threads per worker: ``--torch-threads N`` (``api.PolicyRequest.threads``; default torch's).
 """
 
 from __future__ import annotations

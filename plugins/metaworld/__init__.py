@@ -22,8 +22,11 @@ metaworld and mujoco are imported only when an env is built or its tasks are lis
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vlabench import api, hookimpl
 
@@ -51,6 +54,27 @@ DEFAULTS: dict[str, Any] = {
     "reflections": True,
     "camera_pos": {"corner2": [0.75, 0.075, 0.7]},
 }
+
+
+class MetaWorldOptions(BaseModel):
+    """The env options, typed (the plan validates suites with it and fills in defaults);
+    :func:`check_options` still checks camera names and sizes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    cameras: list[str] = Field(default_factory=lambda: list(DEFAULTS["cameras"]))
+    image_size: int | list[int] = DEFAULTS["image_size"]
+    shadows: bool = DEFAULTS["shadows"]
+    reflections: bool = DEFAULTS["reflections"]
+    camera_pos: dict[str, list[float]] = Field(
+        default_factory=lambda: copy.deepcopy(DEFAULTS["camera_pos"])
+    )
+
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _one_camera(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # `cameras: corner2` is [corner2]
+
+
 # Meta-World's hand space and gripper opening: the bounds of ``observation.state``.
 STATE_LOW = (-0.525, 0.348, -0.0525, -1.0)
 STATE_HIGH = (0.525, 1.025, 0.7, 1.0)
@@ -118,7 +142,7 @@ def camera_pos(options: Mapping[str, Any]) -> dict[str, list[float]]:
 
 def check_options(options: Mapping[str, Any]) -> None:
     """Validate every option; unknown keys are errors (a typo must not give the default)."""
-    allowed = {*DEFAULTS, api.REQUESTED_FEATURES_OPTION}
+    allowed = {*DEFAULTS, api.REQUESTED_FEATURES_OPTION, api.ARMED_OPTION}  # runner-set
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
@@ -231,6 +255,7 @@ SPEC = api.EnvSpec(
     requires=("metaworld", "mujoco"),
     install_hint="pip install 'vlabench[metaworld]'",
     packages=("metaworld", "mujoco", "gymnasium", "lerobot"),
+    options=MetaWorldOptions,
 )
 
 

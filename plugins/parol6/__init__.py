@@ -4,7 +4,8 @@ Actions and ``observation.state`` are the 6 joint angles in degrees (absolute ta
 ``parol6_joint_pos_deg``); the camera is ``observation.images.<camera_name>`` (default
 ``wrist``), plus ``..._depth`` (uint16, raw z16) with ``depth: true``. Success is judged by the
 operator (semantics ``human``). Options: :mod:`.options`. By default the env is a dry run
-against the built-in fake arm and camera; the real arm needs ``fake: false`` and ``--armed``.
+against the built-in fake arm and camera; the real arm needs ``fake: false`` and ``--armed``
+(the runner's ``api.ARMED_OPTION``, checked by :func:`preflight` before a run's jobs start).
 
 Modules: ``protocol`` (wire format), ``driver`` (UDP client), ``safety`` (gate, arming, e-stop
 latch, watchdog), ``camera`` (D405), ``fake`` (fake server and camera), ``operator`` (prompts),
@@ -18,32 +19,45 @@ from typing import Any
 
 from vlabench import api, hookimpl
 
+from .options import Parol6EnvOptions
+
 ENV_NAME = "parol6"
 SPACE = "parol6_joint_pos_deg"
 MAX_EPISODE_STEPS = 300
 
 
-def interface(options: Mapping[str, Any]) -> api.EnvInterface:
-    """Features of the env built with ``options`` (nothing is connected).
+def preflight(task: str, options: Mapping[str, Any]) -> str | None:
+    """Where an unarmed real-arm run stops: before its jobs run, so that no failed episodes
+    are stored for a run that was never allowed to move. An armed one (the runner's
+    ``api.ARMED_OPTION``) asks for the confirmation now, before the run starts."""
+    from .options import armed, parse_options
 
-    For the real arm this is also where an unarmed run stops: before a run is created, so
-    that no failed episodes are stored for a run that was never allowed to move.
-    """
-    from .options import parse_options
-    from .safety import NotArmedError, SafetyGate
-
-    o = parse_options(options)
-    if not o.fake and not o.arming_requested:
-        raise NotArmedError(
+    try:
+        o = parse_options(options)
+    except ValueError:
+        return None  # bad options: the pair's check reports them
+    if o.fake:
+        return None
+    if not armed(options):
+        return (
             "the real PAROL6 moves only in an armed run: add --armed (you will be asked to "
             "confirm at the terminal), or --fake for a dry run"
         )
-    if not o.fake and o.operator_kind == "console":  # ask now, before the run starts
+    if o.operator_kind == "console":
         from .env import make_operator
         from .safety import confirm_once
 
         if not confirm_once(f"{o.host}:{o.port}", make_operator(o).confirm_arming):
-            raise NotArmedError("arming was not confirmed at the terminal (type ARM)")
+            return "arming was not confirmed at the terminal (type ARM)"
+    return None
+
+
+def interface(options: Mapping[str, Any]) -> api.EnvInterface:
+    """Features of the env built with ``options`` (nothing is connected)."""
+    from .options import parse_options
+    from .safety import SafetyGate
+
+    o = parse_options(options)
     gate = SafetyGate(o.safety)
     low, high = tuple(float(v) for v in gate.low), tuple(float(v) for v in gate.high)
     state = api.Feature(
@@ -82,11 +96,14 @@ def tasks(options: Mapping[str, Any]) -> Sequence[api.TaskInfo]:
 def make(task: str, options: Mapping[str, Any]) -> Any:
     """Connect to the arm (or start the fake) and the camera."""
     from .env import Parol6Env
-    from .options import parse_options
+    from .options import armed, parse_options
 
     requested = options.get(api.REQUESTED_FEATURES_OPTION)
     return Parol6Env(
-        task, parse_options(options), requested=None if requested is None else list(requested)
+        task,
+        parse_options(options),
+        requested=None if requested is None else list(requested),
+        armed=armed(options),
     )
 
 
@@ -101,6 +118,8 @@ SPEC = api.EnvSpec(
     requires=("msgpack",),
     install_hint="pip install 'vlabench[parol6]'",
     packages=("msgpack", "pyrealsense2"),
+    preflight=preflight,
+    options=Parol6EnvOptions,
 )
 
 

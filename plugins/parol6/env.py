@@ -67,10 +67,11 @@ class Parol6Env:
         camera: Any = None,
         operator: Operator | None = None,
         requested: list[str] | None = None,
-        armed: bool | None = None,
+        armed: bool = False,
     ) -> None:
-        """``armed`` defaults to whether the run was started with ``--armed``; ``operator``
-        defaults to the one the options name (tests inject a scripted one)."""
+        """``armed``: the run was started with ``--armed`` (the runner's ``api.ARMED_OPTION``;
+        the operator still confirms); ``operator`` defaults to the one the options name (tests
+        inject a scripted one)."""
         if task not in options.tasks:
             raise ValueError(f"parol6: unknown task {task!r} (tasks: {', '.join(options.tasks)})")
         self.task, self.instruction, self.options = task, options.tasks[task], options
@@ -79,7 +80,7 @@ class Parol6Env:
         self.operator = operator or make_operator(options)
         self.arming = Arming(
             options.fake,
-            options.arming_requested if armed is None else armed,
+            armed,
             self.operator.confirm_arming,
             target=f"{options.host}:{options.port}",
         )

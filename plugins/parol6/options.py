@@ -2,23 +2,27 @@
 
 Everything in the options is part of the run's config hash: the labeller, the camera serial
 and settings, the control rate and the safety limits are therefore stored with every run.
-Arming is deliberately *not* an option (a registry file cannot carry it): it comes from
-``--armed`` (environment variable ``VLABENCH_ARMED=1``) and is always confirmed by a human at
-the terminal; the real arm accepts only the console operator.
+Arming is deliberately *not* a suite option (a registry file cannot carry it: the planner
+refuses ``armed`` in a suite's env options): ``--armed`` reaches the env as the runner-set
+option ``api.ARMED_OPTION`` (read by :func:`armed`, never part of :class:`Parol6Options` or the
+config hash) and is always confirmed by a human at the terminal; the real arm accepts only the
+console operator.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from vlabench import api
 
 from .safety import STANDBY_DEG, SafetyConfig
 
-ARMED_ENV_VAR = "VLABENCH_ARMED"
+RUNNER_OPTIONS = (api.REQUESTED_FEATURES_OPTION, api.ARMED_OPTION)
+"""Set by the runner, not by suites: not parsed into :class:`Parol6Options`."""
 DEFAULT_TASKS = {"pick_place": "Pick up the cube and put it in the bowl."}
 DEFAULT_EPISODE_STEPS = 300
 
@@ -66,11 +70,6 @@ class Parol6Options:
         return self.camera or ("fake" if self.fake else "realsense")
 
     @property
-    def arming_requested(self) -> bool:
-        """Whether the run was started with ``--armed``."""
-        return os.environ.get(ARMED_ENV_VAR) == "1"
-
-    @property
     def image_shape(self) -> tuple[int, int]:
         return self.image_size or (self.camera_height, self.camera_width)
 
@@ -105,7 +104,7 @@ def parse_options(options: Mapping[str, Any]) -> Parol6Options:
     values: dict[str, Any] = {}
     safety: dict[str, Any] = {}
     for key, value in options.items():
-        if key == api.REQUESTED_FEATURES_OPTION:
+        if key in RUNNER_OPTIONS:
             continue
         if key not in known:
             raise ValueError(
@@ -115,6 +114,11 @@ def parse_options(options: Mapping[str, Any]) -> Parol6Options:
     parsed = Parol6Options(**values, safety=SafetyConfig(**safety))
     _check(parsed)
     return parsed
+
+
+def armed(options: Mapping[str, Any]) -> bool:
+    """Whether the run was started with ``--armed`` (the runner's ``api.ARMED_OPTION``)."""
+    return options.get(api.ARMED_OPTION) is True
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -169,3 +173,48 @@ def _check(o: Parol6Options) -> None:
         from .camera import check_profile
 
         check_profile(o.camera_width, o.camera_height, o.camera_fps)
+
+
+_D, _S = Parol6Options(), SafetyConfig()
+_Answer = str | int | float | bool | None  # YAML scalars; the env reads them as text
+
+
+class Parol6EnvOptions(BaseModel):
+    """The options, typed, with :class:`Parol6Options`' defaults (safety limits flat): the
+    plan validates suites with it and fills in defaults; :func:`parse_options` still checks
+    what types cannot (limits, the real arm's operator, camera profiles)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    fake: bool = _D.fake
+    host: str = _D.host
+    port: int = _D.port
+    operator: Literal["", "console", "scripted", "auto"] = ""
+    operator_script: list[_Answer] = Field(default_factory=list)
+    labeller: str = _D.labeller
+    camera: Literal["", "realsense", "fake", "none"] = ""
+    camera_name: str = _D.camera_name
+    camera_serial: str | int | None = None
+    camera_width: int = _D.camera_width
+    camera_height: int = _D.camera_height
+    camera_fps: int = _D.camera_fps
+    depth: bool = _D.depth
+    image_size: list[int] | None = Field(None, min_length=2, max_length=2)
+    episode_steps: int = _D.episode_steps
+    start_joints: list[float] = Field(
+        default_factory=lambda: list(_D.start_joints), min_length=6, max_length=6
+    )
+    tasks: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TASKS), min_length=1)
+    failure_tags: list[_Answer] = Field(default_factory=list)
+    labels_log: str | None = None
+    server_version: str | None = None
+    reply_timeout_ms: float = _D.reply_timeout_ms
+    home_timeout_s: float = _D.home_timeout_s
+    move_timeout_s: float = _D.move_timeout_s
+    fake_latency_ms: float = _D.fake_latency_ms
+    margin_deg: float = _S.margin_deg
+    max_step_deg: float = _S.max_step_deg
+    max_speed_dps: float = _S.max_speed_dps
+    speed_pct: float = _S.speed_pct
+    control_hz: float = _S.control_hz
+    status_timeout_ms: float = _S.status_timeout_ms
+    policy_timeout_ms: float = _S.policy_timeout_ms

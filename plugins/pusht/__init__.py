@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from vlabench import api, hookimpl
 
 ENV_NAME = "pusht"
@@ -29,6 +31,15 @@ BOUNDS = ((0.0, 0.0), (512.0, 512.0))
 FPS = 10.0
 MAX_EPISODE_STEPS = 300
 DEFAULT_IMAGE_SIZE = 96
+
+
+class PushTOptions(BaseModel):
+    """The env options, typed (the plan validates suites with it and fills in defaults)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    image_size: int = Field(DEFAULT_IMAGE_SIZE, gt=0)
+    render: bool = True
+    reset_to_state: list[float] | None = Field(None, min_length=5, max_length=5)
 
 
 def image_size(options: Mapping[str, Any]) -> int:
@@ -98,6 +109,7 @@ SPEC = api.EnvSpec(
     requires=("gym_pusht",),
     install_hint="pip install 'vlabench[pusht]'",
     packages=("gym-pusht", "pymunk", "gymnasium"),
+    options=PushTOptions,
 )
 
 

@@ -18,7 +18,9 @@ imported only in ``make`` and in ``vlabench assets simpler``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from vlabench import api, hookimpl
 
@@ -26,8 +28,20 @@ from . import assets
 from .tasks import ACTIONS, MAX_EPISODE_STEPS, STATE_SPACES, TASKS, get_task, task_set
 
 ENV_NAME = "simpler"
-OPTIONS = ("task_set", "image_size", "render_backend", api.REQUESTED_FEATURES_OPTION)
+OPTIONS = (
+    "task_set", "image_size", "render_backend", api.REQUESTED_FEATURES_OPTION, api.ARMED_OPTION
+)
 RENDER_BACKENDS = ("cpu", "gpu")
+
+
+class SimplerOptions(BaseModel):
+    """The env options, typed (the plan validates suites with it and fills in defaults); no
+    ``render_backend`` means "gpu when CUDA is visible", decided where the env is built."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    task_set: Literal["bridge", "offline"] = "bridge"
+    image_size: int | list[int] | None = None
+    render_backend: Literal["cpu", "gpu"] | None = None
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -167,6 +181,7 @@ SPEC = api.EnvSpec(
     install_hint="pip install 'vlabench[simpler]' (mani-skill 3); Vulkan is required",
     packages=("mani-skill", "sapien", "torch", "gymnasium"),
     preflight=preflight,
+    options=SimplerOptions,
 )
 
 

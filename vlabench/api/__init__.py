@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 FeatureKind = Literal["state", "image", "language", "action"]
 SuccessSemantics = Literal["ever", "at_end", "human"]
@@ -50,6 +53,13 @@ REQUESTED_FEATURES_OPTION = "requested_features"
 Envs may skip rendering cameras that are not in it; it is not part of the run config (it
 changes cost, not results). Absent means "everything"."""
 """Space tag of a feature that takes whatever the other side declares (reference policies)."""
+
+ARMED_OPTION = "armed"
+"""Env option set by the runner only (``True`` when the run was started with ``--armed``): a
+hardware env may move only when it is present. Never set by suites (the planner rejects it in
+a suite's ``env_options`` and the runner overwrites it), never part of the run config or its
+hash (it changes permission, not results); absent means "not armed". A hardware env still asks
+a human to confirm at the terminal."""
 
 Observation = dict[str, Any]
 Batch = dict[str, Any]
@@ -141,6 +151,13 @@ class EnvSpec:
     """When set, this env's episodes are judged by these per-episode metrics (lower is better,
     e.g. open-loop action errors), shown in their own leaderboard columns; its suites get no
     success-rate column (its episodes' ``success`` is meaningless)."""
+    options: type[BaseModel] | None = None
+    """Optional typed options: a pydantic model (``extra="forbid"``) with defaults. The plan
+    validates a suite's ``env_options`` (and ``-E`` overrides) with it and fills in the
+    defaults before hashing, so ``{}`` and the defaults spelled out are one protocol; unknown
+    keys and wrong types are errors that name the file and line (or the flag).
+    ``make``/``interface``/``tasks`` then get the complete options (plus the runner's
+    :data:`REQUESTED_FEATURES_OPTION`, which the model need not declare)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +181,10 @@ class PolicyRequest:
     options: Mapping[str, Any]
     env: EnvInterface
     device: str = "cpu"
+    threads: int | None = None
+    """Torch (or other) intra-op threads the policy may use, set by the runner from
+    ``--torch-threads``; None: the library's default. Changes speed, not results: not part of
+    the run config."""
 
 
 @runtime_checkable

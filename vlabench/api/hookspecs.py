@@ -3,6 +3,12 @@
 A plugin is a module (or object) registered under the entry-point group ``vlabench`` that
 implements some of these functions, decorated with ``vlabench.hookimpl``. Each returns plain
 objects from :mod:`vlabench.api`; heavy libraries are imported only inside ``make``/``load``.
+
+The ``vlabench_resolve_*`` hooks are ``firstresult``: they answer names no plugin lists (such
+as ``remote://host:port``, answered by the default plugin :mod:`vlabench.isolation.remote`),
+without registering anything. A policy's preset dict holds ``type`` (the spec's name),
+``checkpoint`` and ``options``: what identifies the policy in its runs' config hash (for a
+served policy, what the server serves). Asked with a bare type name, only the spec matters.
 """
 
 from __future__ import annotations
@@ -22,6 +28,16 @@ def vlabench_policies() -> list[Any]:
 @hookspec
 def vlabench_envs() -> list[Any]:
     """Return a list of ``EnvSpec``: environments this plugin can build."""
+
+
+@hookspec(firstresult=True)
+def vlabench_resolve_policy(name: str) -> Any:
+    """Return ``(PolicySpec, preset dict to store)`` for a name no plugin lists, or None."""
+
+
+@hookspec(firstresult=True)
+def vlabench_resolve_env(name: str) -> Any:
+    """Return an ``EnvSpec`` for an env name no plugin lists (``remote://host:port``), or None."""
 
 
 @hookspec

@@ -38,8 +38,6 @@ class Context:
     allow: frozenset[str] | None = None
     block: frozenset[str] = frozenset()
     quiet: bool = False
-    suite_patch: Any = None
-    """Set by ``run --env/-E/--fake``: ``patch(registry)`` edits suites after loading."""
 
     def catalog(self) -> "Catalog":
         from vlabench.catalog import catalog
@@ -49,10 +47,7 @@ class Context:
     def registry(self) -> "Registry":
         from vlabench.registry import load_registry
 
-        reg = load_registry(list(self.registry_files))
-        if self.suite_patch is not None:
-            self.suite_patch(reg)
-        return reg
+        return load_registry(list(self.registry_files))
 
     def store(self) -> Any:
         from vlabench.store import open_store

@@ -12,6 +12,8 @@ from vlabench.cli.boards import print_board
 from vlabench.cli.progress import EpisodeLines, MatrixProgress
 
 if TYPE_CHECKING:
+    from vlabench.execute.settings import ExecutionSettings
+    from vlabench.registry import Registry
     from vlabench.runtime.inference import InferenceConfig
 
 
@@ -33,8 +35,8 @@ def check_cmd(
     cat, reg = c.catalog(), load_registry(c)
     try:
         choice = resolve_policy(policy, reg, cat)
-        if target not in reg.suites and target in cat.envs:
-            reg.suites[target] = SuiteConfig(env=target)
+        if target not in reg.suites and target in cat.envs:  # an env: its bare suite
+            reg = reg.with_suite(target, SuiteConfig(env=target))
         config = resolve_suite(target, choice, reg, cat)[0]
         result = check_pair(config, cat)
     except RegistryError as exc:
@@ -68,13 +70,16 @@ def _execute(
     address: str | None = None,
     retries: int = 2,
     inference: "InferenceConfig | None" = None,
+    settings: "ExecutionSettings",
+    registry: "Registry | None" = None,
+    env_overrides: dict[str, Any] | None = None,
 ) -> list[Any]:
     from vlabench.execute.choose import make_executor
     from vlabench.execute.runner import Runner
     from vlabench.plan.jobs import plan
     from vlabench.registry import RegistryError
 
-    cat, reg = c.catalog(), load_registry(c)
+    cat, reg = c.catalog(), registry if registry is not None else load_registry(c)
     try:
         pairs = plan(
             policies,
@@ -85,6 +90,8 @@ def _execute(
             max_steps=max_steps,
             tasks=tasks,
             inference=inference,
+            runner_options=settings.env_options(),
+            env_overrides=env_overrides,
         )
         chosen = make_executor(
             executor,
@@ -95,6 +102,7 @@ def _execute(
             address=address,
             allow=c.allow,
             block=c.block,
+            settings=settings,
         )
     except (RegistryError, ValueError) as exc:
         raise fail(str(exc)) from None
@@ -109,7 +117,10 @@ def _execute(
         return []
     store = c.store()
     with MatrixProgress(c.quiet) as progress:
-        runner = Runner(store, cat, progress, batch_size=batch_size, executor=chosen)
+        runner = Runner(
+            store, cat, progress, batch_size=batch_size, executor=chosen,
+            task_groups=task_groups(reg),
+        )
         try:
             return runner.run_pairs(pairs)
         except KeyboardInterrupt:
@@ -118,6 +129,12 @@ def _execute(
                 "run the same command again to resume"
             )
             raise typer.Exit(130) from None
+
+
+def task_groups(reg: "Registry") -> dict[str, tuple[str, list[str]]]:
+    """The registry's suites with an explicit task list, ``name -> (env, tasks)``: stored with
+    the runs they apply to, for ``leaderboard --by group``."""
+    return {name: (s.env, list(s.tasks)) for name, s in reg.suites.items() if s.tasks}
 
 
 def _peek_store(c: Context) -> Any | None:
@@ -207,6 +224,7 @@ def run_cmd(
     ] = False,
     record_video: Annotated[int, opts.RECORD_VIDEO] = 0,
     video_dir: Annotated[Path | None, opts.VIDEO_DIR] = None,
+    torch_threads: Annotated[int | None, opts.TORCH_THREADS] = None,
     executor: Annotated[str | None, opts.EXECUTOR] = None,
     workers: Annotated[int | None, opts.WORKERS] = None,
     address: Annotated[str | None, opts.ADDRESS] = None,
@@ -224,8 +242,6 @@ def run_cmd(
     vlabench run --policy smolvla_libero --suite libero_spatial --inference async
     --latency-ms 120 (what 120 ms of latency costs; the sync run is the reference).
     """
-    import os
-
     c = context(ctx)
     mode = opts.inference_config(inference, latency_ms, chunk_threshold, aggregate, hold)
     if (suite is None) == (env is None):
@@ -233,10 +249,16 @@ def run_cmd(
     options = opts.parse_env_options(env_option or [])
     if fake:
         options["fake"] = True
-    if armed:  # read by hardware envs, never stored: arming is not part of a run's identity
-        os.environ["VLABENCH_ARMED"] = "1"
-    suite = opts.patch_suite(c, suite, env, fake, options)
-    opts.configure_video(c, record_video, video_dir)
+    suite, reg = opts.choose_suite(c, suite, env, fake)
+    # arming reaches hardware envs as the runner's env option, never stored: it is not part
+    # of a run's identity (nor are videos or threads)
+    settings = opts.execution_settings(
+        c,
+        record_video=record_video,
+        video_dir=video_dir,
+        armed=armed,
+        torch_threads=torch_threads,
+    )
     results = _execute(
         c,
         [policy],
@@ -250,6 +272,9 @@ def run_cmd(
         address=address,
         retries=retries,
         inference=mode,
+        settings=settings,
+        registry=reg,
+        env_overrides=options,
     )
     _print_results(results)
     if mode.mode != "sync":  # a sync run is its own reference
@@ -285,8 +310,7 @@ def interleave_cmd(
     Episode i of every policy runs before episode i+1 of any; each policy keeps its own run.
     Example: vlabench interleave --policy noop --policy random --env parol6 --fake -n 2
     """
-    import os
-
+    from vlabench.execute.choose import make_executor
     from vlabench.execute.interleave import ORDERS, run_interleaved
     from vlabench.execute.runner import Runner
     from vlabench.plan.jobs import plan
@@ -300,12 +324,14 @@ def interleave_cmd(
     options = opts.parse_env_options(env_option or [])
     if fake:
         options["fake"] = True
-    if armed:
-        os.environ["VLABENCH_ARMED"] = "1"
-    suite = opts.patch_suite(c, suite, env, fake, options)
-    cat, reg = c.catalog(), load_registry(c)
+    suite, reg = opts.choose_suite(c, suite, env, fake)
+    settings = opts.execution_settings(c, armed=armed)
+    cat = c.catalog()
     try:
-        pairs = plan(policy, [suite], reg, cat, episodes=episodes, max_steps=max_steps, tasks=task)
+        pairs = plan(
+            policy, [suite], reg, cat, episodes=episodes, max_steps=max_steps, tasks=task,
+            runner_options=settings.env_options(), env_overrides=options,
+        )
     except RegistryError as exc:
         raise fail(str(exc)) from None
     blocked = [p for p in pairs if not p.runnable]
@@ -313,7 +339,10 @@ def interleave_cmd(
         print(f"{pair.policy.name} × {pair.suite}: {pair.status}: {pair.reason}", file=sys.stderr)
     if blocked:
         raise typer.Exit(1)
-    runner = Runner(c.store(), cat, EpisodeLines(c.quiet))
+    runner = Runner(
+        c.store(), cat, EpisodeLines(c.quiet), task_groups=task_groups(reg),
+        executor=make_executor("inline", cat, settings=settings),  # one episode at a time
+    )
     results = []
     try:
         for i in range(len(pairs[0].jobs)):  # one task at a time, the same for every policy
@@ -351,6 +380,7 @@ def matrix_cmd(
     leaderboard: Annotated[bool, typer.Option(help="Print the leaderboard at the end.")] = True,
     record_video: Annotated[int, opts.RECORD_VIDEO] = 0,
     video_dir: Annotated[Path | None, opts.VIDEO_DIR] = None,
+    torch_threads: Annotated[int | None, opts.TORCH_THREADS] = None,
     executor: Annotated[str, opts.EXECUTOR] = "processes",
     workers: Annotated[int | None, opts.WORKERS] = None,
     address: Annotated[str | None, opts.ADDRESS] = None,
@@ -380,7 +410,9 @@ def matrix_cmd(
             raise fail(str(exc)) from None
         policies, suites = policies or preset.policies, suites or preset.suites
         episodes = episodes or preset.episodes
-    opts.configure_video(c, record_video, video_dir)
+    settings = opts.execution_settings(
+        c, record_video=record_video, video_dir=video_dir, torch_threads=torch_threads
+    )
     results = _execute(
         c,
         policies,
@@ -395,6 +427,7 @@ def matrix_cmd(
         address=address,
         retries=retries,
         inference=mode,
+        settings=settings,
     )
     if dry_run:
         return

@@ -8,6 +8,7 @@ import typer
 from vlabench.cli.app import Context, fail, load_registry
 
 if TYPE_CHECKING:
+    from vlabench.execute.settings import ExecutionSettings
     from vlabench.registry import Registry
     from vlabench.runtime.inference import InferenceConfig
 
@@ -83,15 +84,39 @@ VIDEO_DIR = typer.Option(
     help="Where videos go (default: videos/ next to a SQLite store, else ./vlabench-videos).",
 )
 
+TORCH_THREADS = typer.Option(
+    "--torch-threads",
+    metavar="N",
+    help="Torch intra-op threads of each policy (default: torch's); speed only, not part of "
+    "the run config.",
+)
 
-def configure_video(c: Context, episodes: int, directory: Path | None) -> None:
-    """Ask the rollouts (in this process and its workers) to record videos."""
-    if episodes <= 0:
-        return
+
+def execution_settings(
+    c: Context,
+    *,
+    record_video: int = 0,
+    video_dir: Path | None = None,
+    armed: bool = False,
+    torch_threads: int | None = None,
+) -> "ExecutionSettings":
+    """The execution settings of this command (videos, arming, threads): given to the
+    executor, never stored in a run's config."""
+    from vlabench.execute.settings import ExecutionSettings
     from vlabench.runtime import video
     from vlabench.store import default_url
 
-    video.configure(episodes, directory or video.default_directory(c.db or default_url()))
+    if record_video > 0 and video_dir is None:
+        video_dir = video.default_directory(c.db or default_url())
+    try:
+        return ExecutionSettings.create(
+            record_video=record_video,
+            video_dir=video_dir,
+            armed=armed,
+            torch_threads=torch_threads,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def parse_env_options(items: list[str]) -> dict[str, Any]:
@@ -110,31 +135,23 @@ def parse_env_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def patch_suite(
-    c: Context, suite: str | None, env: str | None, fake: bool, options: dict[str, Any]
-) -> str:
-    """The suite to run; ``--env`` and env options become a patch applied to the registry."""
-    if env is None and not options:
-        assert suite is not None
-        return suite
+def choose_suite(
+    c: Context, suite: str | None, env: str | None, fake: bool
+) -> tuple[str, "Registry"]:
+    """The suite to run and the registry to plan it with; the loaded registry is not changed.
+
+    ``--env ENV`` runs the suite ``ENV_fake`` (with ``--fake``) or ``ENV`` when one is of that
+    env, else a bare suite of the env, in a copy of the registry. ``-E`` options are not
+    merged here: the plan takes them as overrides (its errors name the flag).
+    """
     reg = load_registry(c)
-    name = suite
-    if name is None:
-        candidates = [f"{env}_fake", env] if fake else [env]
-        name = next(
-            (n for n in candidates if n in reg.suites and reg.suites[n].env == env), env
-        )
+    if env is None:
+        assert suite is not None
+        return suite, reg
+    candidates = [f"{env}_fake", env] if fake else [env]
+    name = next((n for n in candidates if n in reg.suites and reg.suites[n].env == env), env)
+    if name in reg.suites and reg.suites[name].env == env:
+        return name, reg
+    from vlabench.registry import SuiteConfig
 
-    def patch(registry: "Registry") -> None:
-        from vlabench.registry import SuiteConfig
-
-        if name not in registry.suites and env is not None:
-            registry.suites[name] = SuiteConfig(env=env)
-        if options and name in registry.suites:
-            old = registry.suites[name]
-            merged = {**old.env_options, **options}
-            registry.suites[name] = old.model_copy(update={"env_options": merged})
-
-    c.suite_patch = patch
-    assert name is not None
-    return name
+    return name, reg.with_suite(name, SuiteConfig(env=env))

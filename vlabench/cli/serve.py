@@ -67,7 +67,7 @@ def serve_policy_cmd(
         choice = resolve_policy(preset, reg, cat)
     except RegistryError as exc:
         raise fail(str(exc)) from None
-    spec = policy_spec_for(choice, cat.policies[choice.type])
+    spec = policy_spec_for(choice, cat.policy(choice.type))
     service = PolicyService(
         spec, choice.checkpoint, choice.options, choice.device, batch_wait_ms, choice.type,
         choice.name,

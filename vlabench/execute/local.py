@@ -1,11 +1,14 @@
 """Runs jobs in this process: loads each policy once, builds the env and the rollout.
 
 The same class serves every executor: inline (the caller's process), a worker process, a Ray
-actor. It reports each finished episode through a callback and never touches the store.
+actor. It reports each finished episode through a callback and never touches the store. Its
+:class:`~vlabench.execute.settings.ExecutionSettings` reach the rollout (videos), the env
+(``api.ARMED_OPTION``) and the policy (``api.PolicyRequest.threads``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from vlabench import api
 from vlabench.catalog import Catalog
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.compat import build_adapters, policy_request
 from vlabench.plan.configs import RunConfig
 from vlabench.runtime.adapters import AdapterPipeline
@@ -22,9 +26,15 @@ from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
 class JobWorker:
     """Runs jobs in this process; each policy is loaded once and reused across jobs."""
 
-    def __init__(self, catalog: Catalog, batch_size: int = 1) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        batch_size: int = 1,
+        settings: ExecutionSettings | None = None,
+    ) -> None:
         self.catalog = catalog
         self.batch_size = batch_size
+        self.settings = settings or ExecutionSettings()
         self._policies: dict[str, api.Policy] = {}
 
     def _policy(self, config: RunConfig) -> api.Policy:
@@ -33,7 +43,8 @@ class JobWorker:
         if key not in self._policies:
             from vlabench.isolation.proxies import policy_spec_for  # a preset may run in a worker
 
-            spec = policy_spec_for(config, self.catalog.policies[config.policy.type])
+            spec = policy_spec_for(config, self.catalog.policy(config.policy.type))
+            request = dataclasses.replace(request, threads=self.settings.torch_threads)
             self._policies[key] = spec.load(request)
         return self._policies[key]
 
@@ -44,14 +55,11 @@ class JobWorker:
         on_episode: Callable[[api.EpisodeRecord], None],
     ) -> None:
         """Run episodes ``indices`` of ``config``; job-level errors (policy load...) raise."""
-        from vlabench.plan.resolve import add_remote_specs  # remote:// policies and envs
-
-        add_remote_specs(config, self.catalog)
-        env_spec = self.catalog.envs[config.env]
+        env_spec = self.catalog.env(config.env)  # remote:// too, through the resolve hook
         policy = self._policy(config)
         policy.reset()
         rollout = _build_rollout(
-            config, env_spec, policy, self.catalog, on_episode, self.batch_size
+            config, env_spec, policy, self.catalog, on_episode, self.batch_size, self.settings
         )
         n_init = next(
             (t.n_init_states for t in env_spec.tasks(config.env_options) if t.name == config.task),
@@ -61,10 +69,12 @@ class JobWorker:
 
 
 def _settings(
-    config: RunConfig, env_spec: api.EnvSpec, policy: api.Policy, batch_size: int
+    config: RunConfig,
+    env_spec: api.EnvSpec,
+    policy: api.Policy,
+    batch_size: int,
+    execution: ExecutionSettings,
 ) -> RolloutSettings:
-    from vlabench.runtime import video  # --record-video (set by the CLI through the environment)
-
     iface = env_spec.interface(config.env_options)
     action = iface.action
     n_action_steps = policy.interface.n_action_steps
@@ -81,8 +91,8 @@ def _settings(
         n_action_steps=n_action_steps,
         chunk_size=policy.interface.chunk_size,
         batch_size=batch_size,
-        record_video=video.requested_episodes(),
-        video_dir=video.run_directory(config.config_hash()),
+        record_video=execution.record_video,
+        video_dir=execution.video_run_dir(config.config_hash()),
         fps=iface.fps,
         inference=config.inference(),
     )
@@ -111,13 +121,12 @@ def _build_rollout(
     catalog: Catalog,
     on_episode: Callable[[api.EpisodeRecord], None],
     batch_size: int,
+    execution: ExecutionSettings,
 ) -> Rollout:
     adapters = AdapterPipeline(build_adapters(config.adapters, catalog))
     env_features = env_spec.interface(config.env_options).observation
-    options = {
-        **config.env_options,
-        api.REQUESTED_FEATURES_OPTION: requested_features(env_features, policy, adapters),
-    }
+    options = execution.env_options(config.env_options)  # api.ARMED_OPTION: the runner's own
+    options[api.REQUESTED_FEATURES_OPTION] = requested_features(env_features, policy, adapters)
 
     from vlabench.isolation.proxies import env_spec_for, instrument  # worker/remote envs, latencies
 
@@ -130,7 +139,7 @@ def _build_rollout(
     return Rollout(
         make_env,
         policy,
-        _settings(config, env_spec, policy, batch_size),
+        _settings(config, env_spec, policy, batch_size, execution),
         on_episode,
         adapters=adapters,
         metrics=catalog.metrics,

@@ -6,6 +6,7 @@ at once, so an interrupted matrix loses at most the episodes in flight.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,8 +15,8 @@ from vlabench.catalog import Catalog, notify_run_finished
 from vlabench.execute import provenance
 from vlabench.execute.executor import Executor
 from vlabench.plan.compat import Compatibility, policy_request
-from vlabench.plan.configs import RunConfig
-from vlabench.plan.jobs import Job, Pair, block_size, episodes_to_run, split_blocks
+from vlabench.plan.configs import RunConfig, config_hash_of
+from vlabench.plan.jobs import Job, Pair, block_size, episodes_to_run, split_blocks, stored_hash
 
 
 class ProgressSink(Protocol):
@@ -88,11 +89,35 @@ class Runner:
     """Default: the inline executor (this process, one job at a time)."""
     block: int | None = None
     """Episodes per job; default from the executor's parallelism (see :func:`block_size`)."""
+    task_groups: Mapping[str, tuple[str, Sequence[str]]] = field(default_factory=dict)
+    """Task groups for ``leaderboard --by group``, name -> (env, tasks): the registry's suites
+    with an explicit task list. Each run stores those of its env that contain its task."""
     _runs: dict[int, _RunState] = field(default_factory=dict)
 
+    def report_meta(self, config: RunConfig) -> dict[str, Any]:
+        """What boards read of a run (``Run.report_meta``), fixed when it is written."""
+        try:
+            label = config.inference().label()
+        except (TypeError, ValueError):
+            label = "" if config.inference_mode == "sync" else config.inference_mode
+        sync = config.as_dict() | {"inference_mode": "sync", "inference_options": {}}
+        metrics = self.catalog.env(config.env).metric_columns
+        groups = {
+            name: list(tasks)
+            for name, (env, tasks) in sorted(self.task_groups.items())
+            if env == config.env and config.task in tasks
+        }
+        return {
+            "inference_label": label,
+            "sync_config_hash": config_hash_of(sync),
+            # every metric column is an error today (EnvSpec.metric_columns): lower is better
+            "metrics": [{"name": m, "lower_is_better": True} for m in metrics],
+            "groups": groups,
+        }
+
     def run_fields(self, config: RunConfig, status: str, error: str | None) -> dict[str, Any]:
-        env = self.catalog.envs[config.env]
-        policy_spec = self.catalog.policies[config.policy.type]
+        env = self.catalog.env(config.env)
+        policy_spec = self.catalog.policy(config.policy.type)
         plugins = {
             p: self.catalog.plugin_version(p) for p in (config.policy.plugin, config.env_plugin)
         }
@@ -123,6 +148,7 @@ class Runner:
             status=status,
             error=error,
             n_episodes=config.protocol.episodes,
+            report_meta=self.report_meta(config),
         )
 
     def _executor(self) -> Executor:
@@ -136,7 +162,8 @@ class Runner:
         """Create the runnable pairs' runs and cut what each lacks into jobs.
 
         Returns the jobs and one result per run, in plan order; unrunnable pairs and runs
-        with nothing left are recorded (final) at once.
+        with nothing left are recorded (final) at once. A run stored before env options were
+        typed is found by its legacy hash and kept (:func:`~vlabench.plan.jobs.stored_hash`).
         """
         results: list[JobResult] = []
         lacking: list[tuple[RunConfig, int, list[int]]] = []
@@ -146,7 +173,7 @@ class Runner:
                     results.append(self.record_unrunnable(config, pair.status, pair.reason))
                     continue
                 run_id, _ = self.store.get_or_create_run(
-                    config.config_hash(), **self.run_fields(config, "pending", None)
+                    stored_hash(self.store, config), **self.run_fields(config, "pending", None)
                 )
                 done = self.store.finished_episode_indices(run_id)
                 todo = episodes_to_run(config, done)
@@ -191,7 +218,7 @@ class Runner:
     def record_unrunnable(self, config: RunConfig, status: str, reason: str) -> JobResult:
         """Store an incompatible or failed pair's run, so the matrix shows why."""
         run_id, _ = self.store.get_or_create_run(
-            config.config_hash(), **self.run_fields(config, status, reason)
+            stored_hash(self.store, config), **self.run_fields(config, status, reason)
         )
         self.store.set_run_status(run_id, status, reason)
         label = config.label

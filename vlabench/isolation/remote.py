@@ -4,6 +4,10 @@ Calls travel as the wire protocol (:mod:`vlabench.isolation.wire`) over a WebSoc
 message per binary frame (the server: :mod:`vlabench.isolation.serve`). A token, when the
 server wants one, is sent as ``Authorization: Bearer`` (clients read it from
 ``VLABENCH_TOKEN``).
+
+This module is a default plugin (:data:`vlabench.catalog.DEFAULT_PLUGINS`): it answers
+``remote://host:port`` through the ``vlabench_resolve_policy``/``vlabench_resolve_env`` hooks,
+so that resolving such a name registers nothing anywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from vlabench import api
+from vlabench import api, hookimpl
 from vlabench.isolation import wire
 from vlabench.isolation.decode import env_interface_from, policy_interface_from
 from vlabench.isolation.proxies import CallTiming, ProxyEnv, ProxyPolicy, request_to_wire
@@ -23,6 +27,8 @@ from vlabench.isolation.worker import plain
 
 SCHEME = "remote://"
 TOKEN_ENV = "VLABENCH_TOKEN"
+REMOTE_TYPE = "remote"
+"""The policy type of every served policy; ``options["url"]`` names the server."""
 
 
 def parse_remote(name: str) -> str:
@@ -106,7 +112,12 @@ def remote_policy_spec() -> api.PolicySpec:
     """The ``remote`` policy type: ``options["url"]`` names the server."""
 
     def connect(request: api.PolicyRequest) -> WsChannel:
-        return WsChannel(parse_remote(str(request.options["url"])))
+        url = request.options.get("url")
+        if not url:
+            raise api.RegistryError(
+                f"policy type {REMOTE_TYPE!r} needs a server: give remote://host:port as the policy"
+            )
+        return WsChannel(parse_remote(str(url)))
 
     def load(request: api.PolicyRequest) -> ProxyPolicy:
         return ProxyPolicy(lambda: connect(request), request)
@@ -120,7 +131,7 @@ def remote_policy_spec() -> api.PolicySpec:
         return policy_interface_from(data)
 
     return api.PolicySpec(
-        name="remote",
+        name=REMOTE_TYPE,
         description="A policy served by `vlabench serve policy` (remote://host:port).",
         load=load,
         describe=describe,
@@ -156,3 +167,39 @@ def remote_env_spec(name: str) -> api.EnvSpec:
         max_episode_steps=int(first["max_episode_steps"]),
         success=first["success"],
     )
+
+
+# -- hooks: remote://host:port as a policy or an env -----------------------------------------
+@hookimpl
+def vlabench_resolve_policy(name: str) -> tuple[api.PolicySpec, dict[str, Any]] | None:
+    """``remote://host:port``: the ``remote`` type, with what the server serves (asked now).
+
+    What is served (preset, type, checkpoint, options) goes into the run's config, so two
+    different policies behind one address never share a run. The bare type ``remote`` gets
+    the spec alone (a worker looking up a config's policy type).
+    """
+    if name == REMOTE_TYPE:
+        return remote_policy_spec(), {"type": REMOTE_TYPE}
+    if not name.startswith(SCHEME):
+        return None
+    try:
+        served = served_policy(name)
+    except (ValueError, ConnectionError, PermissionError) as exc:
+        raise api.RegistryError(f"policy {name!r}: {exc}") from None
+    preset = {
+        "type": REMOTE_TYPE,
+        "checkpoint": served.get("checkpoint"),
+        "options": {"url": name, "served": served},
+    }
+    return remote_policy_spec(), preset
+
+
+@hookimpl
+def vlabench_resolve_env(name: str) -> api.EnvSpec | None:
+    """``remote://host:port``: the env served there (described now)."""
+    if not name.startswith(SCHEME):
+        return None
+    try:
+        return remote_env_spec(name)
+    except (ValueError, ConnectionError, PermissionError) as exc:
+        raise api.RegistryError(f"env {name!r}: {exc}") from None

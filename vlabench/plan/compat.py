@@ -148,7 +148,7 @@ def check(
 
 
 def policy_request(config: RunConfig, catalog: Catalog) -> api.PolicyRequest:
-    env = catalog.envs[config.env]
+    env = catalog.env(config.env)
     return api.PolicyRequest(
         type=config.policy.type,
         checkpoint=config.policy.checkpoint,
@@ -161,23 +161,28 @@ def policy_request(config: RunConfig, catalog: Catalog) -> api.PolicyRequest:
 def check_pair(config: RunConfig, catalog: Catalog) -> Compatibility:
     """Compatibility of the job's policy with its env, through the declared adapters."""
     request = policy_request(config, catalog)
-    described = catalog.policies[config.policy.type].describe(request)
+    described = catalog.policy(config.policy.type).describe(request)
     adapters = build_adapters(config.adapters, catalog)
     return check(described, request.env, adapters)
 
 
-def unavailable(config: RunConfig, catalog: Catalog) -> str | None:
-    """Why the job cannot run at all (missing stack, or its env's preflight), else None."""
+def unavailable(
+    config: RunConfig, catalog: Catalog, runner_options: Mapping[str, Any] | None = None
+) -> str | None:
+    """Why the job cannot run at all (missing stack, or its env's preflight), else None.
+
+    ``runner_options``: the env options the runner sets for this execution (e.g.
+    ``api.ARMED_OPTION``), given to the env's preflight over the config's own; never hashed."""
     for kind, spec in (
-        ("policy", catalog.policies[config.policy.type]),
-        ("env", catalog.envs[config.env]),
+        ("policy", catalog.policy(config.policy.type)),
+        ("env", catalog.env(config.env)),
     ):
         missing = missing_requirements(spec.requires)
         if missing:
             hint = f"; install with: {spec.install_hint}" if spec.install_hint else ""
             return f"{kind} {spec.name!r} is unavailable: missing {', '.join(missing)}{hint}"
     inference = config.inference()
-    env_spec = catalog.envs[config.env]
+    env_spec = catalog.env(config.env)
     if (
         inference.mode != "sync"
         and inference.hold == "noop"
@@ -187,8 +192,10 @@ def unavailable(config: RunConfig, catalog: Catalog) -> str | None:
     preflight = env_spec.preflight
     if preflight is None:
         return None
+    options = {k: v for k, v in config.env_options.items() if k != api.ARMED_OPTION}
+    options.update(runner_options or {})
     try:
-        reason = preflight(config.task, config.env_options)
+        reason = preflight(config.task, options)
     except Exception as exc:  # a broken check must not take the whole matrix down
         return f"env {config.env!r} preflight raised {type(exc).__name__}: {exc}"
     return None if reason is None else str(reason)

@@ -3,6 +3,11 @@
 A run is one (policy, suite, task) under one protocol. Its config hash covers everything that
 changes results except the number of episodes, so asking for more episodes later extends the
 same run, and re-running an interrupted one resumes it.
+
+Env options are hashed complete (validated, defaults filled in: :mod:`vlabench.plan.options`).
+Runs stored before that were hashed with the options as given, and core-provided specs under
+the plugin name ``vlabench``: :meth:`RunConfig.legacy_config_hash` is that hash, so the runner
+finds (and keeps using) such a run.
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vlabench.catalog import DEFAULT_PLUGINS
 from vlabench.runtime.inference import InferenceConfig
+
+LEGACY_CORE_PLUGIN = "vlabench"
+"""The plugin name runs recorded for ``remote://`` policies and envs before default plugins."""
 
 
 def stable_hash(data: Any, length: int = 16) -> str:
@@ -87,9 +96,14 @@ class RunConfig:
     """The mode's parameters (latency model, threshold...): :mod:`vlabench.runtime.inference`."""
     env_isolation: str | dict[str, Any] | None = None
     """Where the env runs (a worker interpreter); not part of the config hash."""
+    env_options_given: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    """The env options as the suite and ``-E`` gave them (before validation and defaults):
+    only for :meth:`legacy_config_hash`; not stored, not hashed."""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("env_options_given")
+        return data
 
     @property
     def label(self) -> str:
@@ -98,6 +112,22 @@ class RunConfig:
 
     def config_hash(self) -> str:
         return config_hash_of(self.as_dict())
+
+    def legacy_config_hash(self) -> str:
+        """The hash this run had before env options were typed: options as given, and what a
+        default plugin provides (``remote://``) owned by plugin ``vlabench``."""
+        data = self.as_dict()
+        if self.env_options_given is not None:
+            data["env_options"] = self.env_options_given
+        if data["policy"]["plugin"] in DEFAULT_PLUGINS:
+            data["policy"]["plugin"] = LEGACY_CORE_PLUGIN
+        if data["env_plugin"] in DEFAULT_PLUGINS:
+            data["env_plugin"] = LEGACY_CORE_PLUGIN
+        return config_hash_of(data)
+
+    def config_hashes(self) -> list[str]:
+        """The hashes a stored run of this config may have: current first, then legacy."""
+        return list(dict.fromkeys([self.config_hash(), self.legacy_config_hash()]))
 
     def inference(self) -> InferenceConfig:
         """The run's inference mode with its parameters."""

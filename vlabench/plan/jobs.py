@@ -8,7 +8,7 @@ exactly the missing ones. Nothing here runs an episode or writes the store.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,10 +58,15 @@ def plan(
     max_steps: int | None = None,
     tasks: list[str] | None = None,
     inference: InferenceConfig | None = None,
+    runner_options: Mapping[str, Any] | None = None,
+    env_overrides: Mapping[str, Any] | None = None,
 ) -> list[Pair]:
     """Expand policies x suites into pairs of jobs and check each pair once.
 
     ``inference`` (default ``sync``) applies to every pair (see :mod:`vlabench.inference`).
+    ``runner_options``: env options the runner will set (``api.ARMED_OPTION`` of an armed
+    run), seen by the env's preflight; they are not part of any run config.
+    ``env_overrides`` (``-E KEY=VALUE``) go over every suite's ``env_options``.
     """
     pairs = []
     for name in policies:
@@ -76,9 +81,10 @@ def plan(
                 max_steps=max_steps,
                 tasks=tasks,
                 inference=inference,
+                env_overrides=env_overrides,
             )
             pair = Pair(choice, suite, jobs)
-            pair.error = unavailable(jobs[0], catalog)
+            pair.error = unavailable(jobs[0], catalog, runner_options)
             if pair.error is None:
                 try:
                     pair.compatibility = check_pair(jobs[0], catalog)
@@ -113,6 +119,14 @@ class Job:
     @property
     def wants_gpu(self) -> bool:
         return self.config.policy.device.startswith("cuda")
+
+
+def stored_hash(store: Any, config: RunConfig) -> str:
+    """The hash the store knows ``config``'s run by: its config hash, or the legacy hash of a
+    run stored before env options were typed (:meth:`RunConfig.legacy_config_hash`), which
+    then keeps being used; the config hash when neither is stored."""
+    hashes = config.config_hashes()
+    return next((h for h in hashes if store.find_run(h) is not None), hashes[0])
 
 
 def episodes_to_run(config: RunConfig, done: Iterable[int]) -> list[int]:
@@ -156,7 +170,7 @@ def preview(
         if not pair.runnable:
             continue
         for config in pair.jobs:
-            run_id = store.find_run(config.config_hash()) if store is not None else None
+            run_id = store.find_run(stored_hash(store, config)) if store is not None else None
             done = store.finished_episode_indices(run_id) if run_id is not None else set()
             todo = episodes_to_run(config, done)
             plan_.stored += config.protocol.episodes - len(todo)

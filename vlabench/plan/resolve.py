@@ -1,30 +1,50 @@
-"""Resolution: policy and suite names (registry presets, plugin types) -> :class:`RunConfig` s."""
+"""Resolution: policy and suite names (registry presets, plugin types) -> :class:`RunConfig` s.
+
+Pure: the registry and the catalog are read, never changed; names no plugin lists are answered
+by the catalog's ``firstresult`` resolve hooks, and ``--env``/``-E`` arrive as a registry copy
+(:meth:`~vlabench.registry.Registry.with_suite`) and ``env_overrides``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from vlabench import api
 from vlabench.catalog import Catalog
 from vlabench.plan.configs import EvalProtocol, PolicyChoice, RunConfig
+from vlabench.plan.options import complete_options, describe_errors
 from vlabench.registry import PolicyPreset, Registry, RegistryError, SuiteConfig, unknown
 from vlabench.runtime.inference import InferenceConfig
 
 
 def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyChoice:
-    """A registry preset by name, a bare policy type, or ``remote://host:port``."""
-    if name.startswith(REMOTE_SCHEME) and name not in registry.policies:
-        return _remote_policy(name, catalog)
+    """A registry preset by name, a bare policy type, or a name a plugin resolves.
+
+    ``remote://host:port`` is resolved by the default plugin :mod:`vlabench.isolation.remote`
+    (the ``vlabench_resolve_policy`` hook): the server is asked what it serves, which goes
+    into the run's config, so two different policies behind one address never share a run.
+    Nothing is added to the registry or the catalog.
+    """
     preset = registry.policies.get(name)
-    if preset is None:
-        if name in catalog.policies:
-            preset = PolicyPreset(type=name)
-        else:
+    plugin: str | None = None
+    if preset is None and name in catalog.policies:
+        preset = PolicyPreset(type=name)
+    elif preset is None:
+        found = catalog.resolve_policy(name)
+        if found is None:
             known = {**registry.policies, **catalog.policies}
             raise RegistryError(unknown("policy", name, known))
-    if preset.type not in catalog.policies:
+        preset = PolicyPreset.model_validate(found[1])
+        plugin = catalog.plugin_of("policy", name)
+    if catalog.find_policy(preset.type) is None:
         raise RegistryError(
             f"policy {name!r} needs policy type {preset.type!r}, which no loaded plugin provides "
             f"(types: {', '.join(sorted(catalog.policies)) or 'none'}; see `vlabench plugins`)"
         )
-    plugin = catalog.plugin_of("policy", preset.type)
+    plugin = plugin or catalog.plugin_of("policy", preset.type)
     if preset.plugin and preset.plugin != plugin:
         raise RegistryError(
             f"policy {name!r} asks for plugin {preset.plugin!r}, but type {preset.type!r} "
@@ -41,57 +61,42 @@ def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyCho
     )
 
 
-REMOTE_SCHEME = "remote://"
+def env_options(
+    suite_name: str,
+    suite: SuiteConfig,
+    env: api.EnvSpec,
+    registry: Registry,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(complete, given)``: the suite's env options with ``overrides`` (``-E``) over them,
+    as given and validated by the env's model with its defaults (:mod:`vlabench.plan.options`).
 
-
-def _add_remote_policy_type(catalog: Catalog) -> None:
-    from vlabench.isolation.remote import remote_policy_spec
-
-    if "remote" not in catalog.policies:
-        catalog.policies["remote"] = remote_policy_spec()
-        catalog.owner[("policy", "remote")] = "vlabench"
-
-
-def _remote_policy(name: str, catalog: Catalog) -> PolicyChoice:
-    """``remote://host:port``: the core's ``remote`` policy type, served by `vlabench serve`.
-
-    The server is asked what it serves (preset, type, checkpoint, options): that goes into
-    the run's config, so two different policies behind one address never share a run.
+    A bad option is a one-line :class:`RegistryError` naming the registry file and line of the
+    option (or the suite), or the ``-E KEY`` flag it came from.
     """
-    from vlabench.isolation.remote import served_policy
+    overrides = dict(overrides or {})
+    given = {**suite.env_options, **overrides}
+    if api.ARMED_OPTION in given:  # the runner's own: a registry never arms a robot
+        raise RegistryError(
+            f"suite {suite_name!r}: env option {api.ARMED_OPTION!r} is set by the runner only "
+            "(`vlabench run --armed`), never by a suite or --env-option"
+        )
+    from_file = registry.suites.get(suite_name) is suite
+
+    def where(key: str) -> str:
+        if key in overrides:
+            return f"-E {key}"
+        head = f"suite {suite_name!r}: env_options.{key}"
+        place = registry.where("suites", suite_name, "env_options", key) if from_file else None
+        return f"{place}: {head}" if place else head
 
     try:
-        served = served_policy(name)
-    except (ValueError, ConnectionError, PermissionError) as exc:
-        raise RegistryError(f"policy {name!r}: {exc}") from None
-    _add_remote_policy_type(catalog)
-    return PolicyChoice(
-        name,
-        "remote",
-        catalog.plugin_of("policy", "remote"),
-        served.get("checkpoint"),
-        {"url": name, "served": served},
-    )
-
-
-def add_remote_specs(config: RunConfig, catalog: Catalog) -> None:
-    """Make the remote policy type / env a config names known to ``catalog`` (any process)."""
-    if config.policy.type == "remote":
-        _add_remote_policy_type(catalog)
-    _remote_env(config.env, catalog)
-
-
-def _remote_env(env: str, catalog: Catalog) -> None:
-    """Make ``remote://host:port`` (an env served by `vlabench serve env`) known to the catalog."""
-    if env in catalog.envs or not env.startswith(REMOTE_SCHEME):
-        return
-    from vlabench.isolation.remote import remote_env_spec
-
-    try:
-        catalog.envs[env] = remote_env_spec(env)
-    except (ValueError, ConnectionError, PermissionError) as exc:
-        raise RegistryError(f"env {env!r}: {exc}") from None
-    catalog.owner[("env", env)] = "vlabench"
+        return complete_options(env.options, given), given
+    except ValidationError as exc:
+        assert env.options is not None
+        raise RegistryError(
+            describe_errors(exc, env.options, env.name, given, where)
+        ) from None
 
 
 def resolve_suite(
@@ -104,19 +109,26 @@ def resolve_suite(
     max_steps: int | None = None,
     tasks: list[str] | None = None,
     inference: InferenceConfig | None = None,
+    env_overrides: Mapping[str, Any] | None = None,
 ) -> list[RunConfig]:
-    """One RunConfig per task of the suite, with CLI overrides applied."""
-    if suite_name.startswith(REMOTE_SCHEME) and suite_name not in registry.suites:
-        registry.suites[suite_name] = SuiteConfig(env=suite_name)  # a served env as a suite
-    suite = registry.suite(suite_name)
-    _remote_env(suite.env, catalog)
-    if suite.env not in catalog.envs:
+    """One RunConfig per task of the suite, with CLI overrides applied.
+
+    ``env_overrides`` (``-E KEY=VALUE``) go over the suite's ``env_options``. A name that is no
+    suite but an env a plugin resolves (``remote://host:port``) is that env's bare suite.
+    Nothing is added to the registry or the catalog.
+    """
+    suite = registry.suites.get(suite_name)
+    if suite is None and suite_name not in catalog.envs and catalog.find_env(suite_name):
+        suite = SuiteConfig(env=suite_name)  # a served env as a suite
+    suite = suite or registry.suite(suite_name)
+    env = catalog.find_env(suite.env)
+    if env is None:
         raise RegistryError(
             f"suite {suite_name!r} uses env {suite.env!r}, which no loaded plugin provides "
             f"(envs: {', '.join(sorted(catalog.envs)) or 'none'}; see `vlabench plugins`)"
         )
-    env = catalog.envs[suite.env]
-    available = [t.name for t in env.tasks(suite.env_options)]
+    options, given = env_options(suite_name, suite, env, registry, env_overrides)
+    available = [t.name for t in env.tasks(options)]
     chosen = tasks or suite.tasks or available
     for task in chosen:
         if task not in available:
@@ -144,13 +156,14 @@ def resolve_suite(
             suite=suite_name,
             env=suite.env,
             env_plugin=catalog.plugin_of("env", suite.env),
-            env_options=dict(suite.env_options),
+            env_options=dict(options),
             task=task,
             protocol=protocol,
             adapters=adapters,
             inference_mode=inference.mode,
             inference_options=inference.options(),
             env_isolation=suite.isolation,
+            env_options_given=given,
         )
         for task in chosen
     ]

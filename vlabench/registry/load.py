@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from vlabench.registry.lines import line_of
 from vlabench.registry.schema import Registry, RegistryError, RegistryFile
 
 ENV_VAR = "VLABENCH_REGISTRY"
@@ -31,32 +31,12 @@ def registry_paths(extra: list[str | Path] | None = None) -> list[Path]:
     return paths
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == str(key)), None)
-            if match is None:
-                key_node = next((k for k, _ in node.value if k.value == str(key)), None)
-                return key_node.start_mark.line + 1 if key_node else line
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-            if key >= len(node.value):
-                return line
-            node = node.value[key]
-        else:
-            return line
-        line = node.start_mark.line + 1
-    return line
-
-
 def _format_errors(path: Path, node: yaml.Node | None, exc: ValidationError) -> str:
     lines = [f"{path}: invalid registry ({exc.error_count()} problem(s))"]
     for err in exc.errors():
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        where = _line_of(node, loc)
+        where = line_of(node, loc)
         prefix = f"{path}:{where}" if where else str(path)
         if err["type"] == "extra_forbidden":
             message = "unknown key (not one of the allowed keys; check the spelling)"
@@ -102,4 +82,6 @@ def load_registry(extra: list[str | Path] | None = None) -> Registry:
         reg.adapters.extend(parsed.adapters)
         reg.matrices.update(parsed.matrices)
         reg.files.append(path)
+        for kind in ("suites", "policies", "matrices"):
+            reg.origins.update({(kind, name): path for name in getattr(parsed, kind)})
     return reg

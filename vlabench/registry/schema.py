@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vlabench.api import RegistryError
+from vlabench.registry.lines import locate
 
 
 class _Strict(BaseModel):
@@ -116,6 +117,20 @@ class Registry:
     adapters: list[PairAdapter] = field(default_factory=list)
     matrices: dict[str, MatrixConfig] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    origins: dict[tuple[str, str], Path] = field(default_factory=dict)
+    """(``suites``/``policies``/``matrices``, name) -> the file the entry came from."""
+
+    def with_suite(self, name: str, suite: SuiteConfig) -> Registry:
+        """A copy with ``suite`` as ``name`` (defined in no file); this registry is unchanged."""
+        origins = {k: v for k, v in self.origins.items() if k != ("suites", name)}
+        return replace(self, suites={**self.suites, name: suite}, origins=origins)
+
+    def where(self, kind: str, name: str, *keys: str | int) -> str | None:
+        """``file:line`` of an entry (or of a key inside it), None when it is from no file."""
+        path = self.origins.get((kind, name))
+        if path is None:
+            return None
+        return locate(path, (kind, name, *keys))
 
     def suite(self, name: str) -> SuiteConfig:
         if name not in self.suites:

@@ -1,19 +1,24 @@
 """The built-in export formats, offered through the ``vlabench_exporters`` hook.
 
-This module is a plugin like any third-party one (it implements the hook with
-``@hookimpl``); :func:`exporters` merges its formats with those of the loaded plugins, so
-the built-ins are there even when the module is not registered as an entry point.
-A plugin format with the name of a built-in one is ignored (the built-in wins).
+This module is a default plugin (:data:`vlabench.catalog.DEFAULT_PLUGINS`), registered
+through the same manager as third-party ones and called before them, so a plugin format with
+the name of a built-in one is ignored (the built-in wins). :func:`exporters` reads the
+catalog, which has them all.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 from vlabench import api, hookimpl
 
-if TYPE_CHECKING:
-    from vlabench.catalog import Catalog
+
+class HasExporters(Protocol):
+    """What :func:`exporters` reads of a plugin catalog (``vlabench.catalog.Catalog``)."""
+
+    @property
+    def exporters(self) -> Mapping[str, api.ExporterSpec]: ...
 
 
 def _latex(board: object) -> str:
@@ -62,10 +67,8 @@ def vlabench_exporters() -> list[api.ExporterSpec]:
     return builtin_exporters()
 
 
-def exporters(catalog: Catalog | None = None) -> dict[str, api.ExporterSpec]:
-    """Every available format by name: the built-ins, then those of loaded plugins."""
-    found = {spec.name: spec for spec in builtin_exporters()}
-    if catalog is not None:
-        for name, spec in catalog.exporters.items():
-            found.setdefault(name, spec)
-    return found
+def exporters(catalog: HasExporters | None = None) -> dict[str, api.ExporterSpec]:
+    """Every available format by name: the catalog's; without a catalog, the built-ins."""
+    if catalog is None:
+        return {spec.name: spec for spec in builtin_exporters()}
+    return dict(catalog.exporters)
