@@ -92,7 +92,7 @@ def test_migration_and_runner_hash_the_sync_reference_like_the_config() -> None:
     assert sync_hash({}) is None and sync_hash({"suite": "s"}) is None  # hand-written rows
 
 
-def test_runner_stores_what_the_board_needs() -> None:
+def test_runner_stores_what_the_board_needs(tmp_path: Path) -> None:
     from vlabench.execute.runner import Runner
 
     envs = {
@@ -101,7 +101,8 @@ def test_runner_stores_what_the_board_needs() -> None:
     }
     catalog = SimpleNamespace(envs=envs, env=envs.__getitem__)
     groups = {"a": ("pusht", ["push_t"]), "b": ("pusht", ["other"]), "c": ("dataset", ["tiny"])}
-    runner = Runner(None, catalog, task_groups=groups)  # type: ignore[arg-type]
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    runner = Runner(store, catalog, task_groups=groups)  # type: ignore[arg-type]
     assert runner.report_meta(ASYNC) == {
         "inference_label": "async 120ms g=0.5 weighted",
         "sync_config_hash": PUSHT.config_hash(),
@@ -117,6 +118,28 @@ def test_runner_stores_what_the_board_needs() -> None:
     assert meta["groups"] == {"c": ["tiny"]}
 
 
+
+
+def test_the_sync_reference_of_an_old_store_is_its_legacy_hashed_run(tmp_path: Path) -> None:
+    """A sync run stored before env options were typed keeps its legacy hash; an async run of
+    the same config written now points at that run."""
+    from vlabench.execute.runner import Runner
+
+    typed = {"image_size": 96, "render": True}
+    sync = replace(PUSHT, env_options=typed, env_options_given={})
+    assert sync.legacy_config_hash() != sync.config_hash()
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    envs = {"pusht": SimpleNamespace(metric_columns=())}
+    runner = Runner(store, SimpleNamespace(envs=envs, env=envs.__getitem__))  # type: ignore[arg-type]
+    fields = {
+        "policy": "noop", "policy_type": "noop", "policy_plugin": "scripted", "env": "pusht",
+        "env_plugin": "pusht", "suite": "pusht_quick", "task": "push_t", "protocol": {},
+        "protocol_hash": "p", "config": {}, "versions": {}, "host": "h", "policy_options": {},
+        "n_episodes": 1,
+    }  # fmt: skip
+    store.get_or_create_run(sync.legacy_config_hash(), **fields)
+    meta = runner.report_meta(replace(ASYNC, env_options=typed, env_options_given={}))
+    assert meta["sync_config_hash"] == sync.legacy_config_hash()
 
 def test_migration_knows_the_dataset_envs_metric_columns() -> None:
     from vlabench_plugins.dataset import SPEC

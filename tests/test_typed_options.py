@@ -39,7 +39,7 @@ def test_legacy_hash_of_the_golden_matrix_is_the_recorded_one(cat) -> None:
         cat,
         episodes=3,
     )
-    configs = {(p.policy.name, c.suite, c.task): c for p in pairs for c in p.jobs}
+    configs = {(p.policy.name, c.suite, c.task): c for p in pairs for c in p.runs}
     assert len(configs) == len(golden["runs"]) == 6
     for run in golden["runs"]:
         config = configs[(run["policy"], run["suite"], run["task"])]
@@ -99,7 +99,7 @@ def test_unknown_option_from_the_cli_names_the_flag(cat) -> None:
     with pytest.raises(RegistryError, match=r"^-E image_size: .*integer, got '3'$"):
         plan(["noop"], ["pusht_quick"], reg, cat, env_overrides={"image_size": "3"})
     [pair] = plan(["noop"], ["pusht_quick"], reg, cat, env_overrides={"image_size": 64})
-    assert pair.jobs[0].env_options["image_size"] == 64
+    assert pair.runs[0].env_options["image_size"] == 64
     assert reg.suites["pusht_quick"].env_options == {}  # the registry is not patched
 
 
@@ -109,7 +109,7 @@ def test_runner_keeps_using_a_run_stored_under_the_legacy_hash(cat, tmp_path: Pa
 
     store = open_store(f"sqlite:///{tmp_path / 'old.db'}")
     [pair] = plan(["noop"], ["pusht_quick"], load_registry(), cat, episodes=2)
-    config = pair.jobs[0]
+    config = pair.runs[0]
     legacy = config.legacy_config_hash()
     assert legacy != config.config_hash()
     runner = Runner(store, cat)
@@ -120,6 +120,29 @@ def test_runner_keeps_using_a_run_stored_under_the_legacy_hash(cat, tmp_path: Pa
     assert store.find_run(config.config_hash()) is None  # no second run was created
     fresh = open_store(f"sqlite:///{tmp_path / 'new.db'}")
     assert stored_hash(fresh, config) == config.config_hash()
+
+
+def test_an_old_store_shows_one_column_per_protocol(cat, tmp_path: Path) -> None:
+    """A run stored with the options as given (legacy protocol hash) and a new run of another
+    policy on the same suite land in one leaderboard column."""
+    from vlabench.execute.runner import Runner
+    from vlabench.report.board import board_from_store
+    from vlabench.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'old.db'}")
+    reg = load_registry()
+    [old] = plan(["noop"], ["pusht_quick"], reg, cat, episodes=1)
+    config = old.runs[0]
+    assert config.legacy_protocol_hash() != config.protocol_hash()
+    runner = Runner(store, cat)
+    fields = runner.run_fields(config, "finished", None)
+    fields["protocol_hash"] = config.legacy_protocol_hash()  # as the old core stored it
+    store.get_or_create_run(config.legacy_config_hash(), **fields)
+    [new] = plan(["random"], ["pusht_quick"], reg, cat, episodes=1)
+    runner.plan_jobs([new])
+    hashes = {r["protocol_hash"] for r in store.runs()}
+    assert hashes == {config.protocol_hash()}
+    assert [c.label for c in board_from_store(store).columns] == ["pusht_quick"]
 
 
 @pytest.mark.parametrize("env", ["pusht", "metaworld", "libero", "simpler", "parol6"])

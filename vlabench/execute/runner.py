@@ -7,7 +7,7 @@ at once, so an interrupted matrix loses at most the episodes in flight.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from vlabench import api
@@ -15,7 +15,7 @@ from vlabench.catalog import Catalog, notify_run_finished
 from vlabench.execute import provenance
 from vlabench.execute.executor import Executor
 from vlabench.plan.compat import Compatibility, policy_request
-from vlabench.plan.configs import RunConfig, config_hash_of
+from vlabench.plan.configs import RunConfig
 from vlabench.plan.jobs import Job, Pair, block_size, episodes_to_run, split_blocks, stored_hash
 
 
@@ -55,7 +55,7 @@ class SilentProgress:
 
 
 @dataclass
-class JobResult:
+class RunResult:
     """The outcome of one run of the matrix (all its jobs)."""
 
     run_id: int
@@ -68,7 +68,7 @@ class JobResult:
 @dataclass
 class _RunState:
     config: RunConfig
-    result: JobResult
+    result: RunResult
     jobs_left: int = 0
     started: bool = False
 
@@ -100,7 +100,7 @@ class Runner:
             label = config.inference().label()
         except (TypeError, ValueError):
             label = "" if config.inference_mode == "sync" else config.inference_mode
-        sync = config.as_dict() | {"inference_mode": "sync", "inference_options": {}}
+        sync = replace(config, inference_mode="sync", inference_options={})
         metrics = self.catalog.env(config.env).metric_columns
         groups = {
             name: list(tasks)
@@ -109,7 +109,7 @@ class Runner:
         }
         return {
             "inference_label": label,
-            "sync_config_hash": config_hash_of(sync),
+            "sync_config_hash": stored_hash(self.store, sync),  # a legacy-hashed one too
             # every metric column is an error today (EnvSpec.metric_columns): lower is better
             "metrics": [{"name": m, "lower_is_better": True} for m in metrics],
             "groups": groups,
@@ -158,17 +158,18 @@ class Runner:
             self.executor = InlineExecutor(self.catalog, self.batch_size)
         return self.executor
 
-    def plan_jobs(self, pairs: list[Pair]) -> tuple[list[Job], list[JobResult]]:
+    def plan_jobs(self, pairs: list[Pair]) -> tuple[list[Job], list[RunResult]]:
         """Create the runnable pairs' runs and cut what each lacks into jobs.
 
         Returns the jobs and one result per run, in plan order; unrunnable pairs and runs
         with nothing left are recorded (final) at once. A run stored before env options were
         typed is found by its legacy hash and kept (:func:`~vlabench.plan.jobs.stored_hash`).
         """
-        results: list[JobResult] = []
+        results: list[RunResult] = []
         lacking: list[tuple[RunConfig, int, list[int]]] = []
         for pair in pairs:
-            for config in pair.jobs:
+            self._adopt_legacy_protocols(pair.runs)
+            for config in pair.runs:
                 if not pair.runnable:
                     results.append(self.record_unrunnable(config, pair.status, pair.reason))
                     continue
@@ -177,7 +178,7 @@ class Runner:
                 )
                 done = self.store.finished_episode_indices(run_id)
                 todo = episodes_to_run(config, done)
-                result = JobResult(run_id, config.label, "finished")
+                result = RunResult(run_id, config.label, "finished")
                 results.append(result)
                 if not todo:
                     self.store.set_run_status(run_id, "finished")
@@ -196,7 +197,14 @@ class Runner:
             self._runs[job.run_id].jobs_left += 1
         return jobs, results
 
-    def run_pairs(self, pairs: list[Pair]) -> list[JobResult]:
+    def _adopt_legacy_protocols(self, configs: list[RunConfig]) -> None:
+        """Runs stored before env options were typed carry the protocol hash of the options as
+        given; move them to the hash of the complete options, so that an old store shows one
+        column per protocol, whichever way its runs spelled the defaults."""
+        for legacy, current in {(c.legacy_protocol_hash(), c.protocol_hash()) for c in configs}:
+            self.store.rekey_protocol(legacy, current)
+
+    def run_pairs(self, pairs: list[Pair]) -> list[RunResult]:
         """Run every pair's missing episodes; one result per run."""
         jobs, results = self.plan_jobs(pairs)
         self.progress.matrix_started(len(jobs), sum(len(j.indices) for j in jobs))
@@ -215,7 +223,7 @@ class Runner:
                 self._job_done(run_id, state, "the executor returned without finishing it")
         return results
 
-    def record_unrunnable(self, config: RunConfig, status: str, reason: str) -> JobResult:
+    def record_unrunnable(self, config: RunConfig, status: str, reason: str) -> RunResult:
         """Store an incompatible or failed pair's run, so the matrix shows why."""
         run_id, _ = self.store.get_or_create_run(
             stored_hash(self.store, config), **self.run_fields(config, status, reason)
@@ -223,9 +231,9 @@ class Runner:
         self.store.set_run_status(run_id, status, reason)
         label = config.label
         self.progress.job_finished(label, f"{status}: {reason}")
-        return JobResult(run_id, label, status, error=reason)
+        return RunResult(run_id, label, status, error=reason)
 
-    def run_job(self, config: RunConfig) -> JobResult:
+    def run_config(self, config: RunConfig) -> RunResult:
         """Run the episodes one run still lacks (earlier episodes are kept)."""
         pair = Pair(config.policy, config.suite, [config])
         pair.compatibility = Compatibility([], [])

@@ -135,6 +135,14 @@ class RunConfig:
 
     def protocol_hash(self) -> str:
         """Identifies the evaluation conditions of the suite: one leaderboard column each."""
+        return self._protocol_hash(self.env_options)
+
+    def legacy_protocol_hash(self) -> str:
+        """The protocol hash of runs stored before env options were typed (options as given)."""
+        given = self.env_options_given
+        return self._protocol_hash(self.env_options if given is None else given)
+
+    def _protocol_hash(self, env_options: dict[str, Any]) -> str:
         return stable_hash(
-            {"env": self.env, "env_options": self.env_options, "protocol": self.protocol.key()}
+            {"env": self.env, "env_options": env_options, "protocol": self.protocol.key()}
         )

@@ -195,6 +195,19 @@ class Store:
             return session.scalar(select(Run.id).where(Run.config_hash == config_hash))
 
     @retrying
+    def rekey_protocol(self, old_hash: str, new_hash: str) -> int:
+        """Move every run stored under protocol hash ``old_hash`` to ``new_hash`` (one
+        leaderboard column); returns how many runs moved."""
+        if old_hash == new_hash:
+            return 0
+        with self._write() as session:
+            moved = session.execute(
+                update(Run).where(Run.protocol_hash == old_hash).values(protocol_hash=new_hash)
+            ).rowcount
+            session.commit()
+            return int(moved or 0)
+
+    @retrying
     def set_run_status(self, run_id: int, status: str, error: str | None = None) -> None:
         """Set status and error; stamp ``started_at`` (first start) and ``finished_at``."""
         if status not in RUN_STATUSES:
