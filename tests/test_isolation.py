@@ -169,7 +169,7 @@ def test_kill_9_mid_episode_in_a_matrix_run_is_recorded_and_the_run_goes_on(
     plain = Registry(suites={"toy": SuiteConfig(env="toy", episodes=5, max_steps=12,
                                                 env_options={"crash": crash})})
     again = plan(["greedy"], ["toy"], plain, catalog)
-    assert again[0].jobs[0].config_hash() == pairs[0].jobs[0].config_hash()
+    assert again[0].runs[0].config_hash() == pairs[0].runs[0].config_hash()
     [rerun] = Runner(store, catalog).run_pairs(again)
     assert rerun.run_id == result.run_id and rerun.new_episodes == 0
     assert len(store.episodes(result.run_id)) == 5

@@ -126,7 +126,7 @@ def test_lerobot_chunks_run_under_async_inference(world: dict, kind: str, tmp_pa
         [result] = Runner(store, world["catalog"], batch_size=2).run_pairs(pairs)
     assert result.status == "finished", result.error
     chunk = world["catalog"].policies[kind].describe(
-        policy_request(pairs[0].jobs[0], world["catalog"])
+        policy_request(pairs[0].runs[0], world["catalog"])
     ).chunk_size
     for episode in store.episodes(result.run_id):
         assert episode["failure_reason"] is None and episode["steps"] == 12

@@ -40,11 +40,11 @@ def test_interleaved_runs_on_the_fake_arm(tmp_path: Path) -> None:
     runner = Runner(store, cat)
     calls: list[tuple[str, int]] = []
 
-    def run_job(config):
+    def run_config(config):
         calls.append((config.policy.name, config.protocol.episodes - 1))
-        return runner.run_job(config)
+        return runner.run_config(config)
 
-    results = run_interleaved(configs, run_job, order="abba")
+    results = run_interleaved(configs, run_config, order="abba")
     assert calls == [("noop", 0), ("random", 0), ("random", 1), ("noop", 1)]
     assert all(r.status == "finished" and r.new_episodes == 1 for r in results)
     run_ids = {r.run_id for r in results}
@@ -55,7 +55,7 @@ def test_interleaved_runs_on_the_fake_arm(tmp_path: Path) -> None:
         assert [e["seed"] for e in episodes] == [1000, 1001]  # the same seeds for both
         assert all(e["failure_reason"] is None and e["steps"] == 3 for e in episodes)
     # resuming does nothing new
-    assert all(r.new_episodes == 0 for r in run_interleaved(configs, runner.run_job))
+    assert all(r.new_episodes == 0 for r in run_interleaved(configs, runner.run_config))
     other = dataclasses.replace(configs[1], task="other")
     with pytest.raises(ValueError, match="must share task"):
         check_comparable([configs[0], other])

@@ -231,14 +231,14 @@ def test_preflight_reports_missing_assets_before_the_job(tmp_path: Path, monkeyp
     catalog, registry = load_catalog(), load_registry()
     assert catalog.envs["simpler"].preflight is simpler.preflight
     [pair] = plan(["random"], ["simpler_put_carrot_on_plate"], registry, catalog)
-    reason = unavailable(pair.jobs[0], catalog)
+    reason = unavailable(pair.runs[0], catalog)
     assert reason == assets.missing_message("put_carrot_on_plate", list(tasks.BRIDGE_ASSETS))
     assert pair.status == "failed" and pair.reason == reason and not pair.runnable
     assert simpler.preflight("pick_cube", OFFLINE) is None  # bundled assets: nothing to check
     for rel in assets.PACK_PATHS.values():
         (tmp_path / rel).mkdir(parents=True)
         (tmp_path / rel / "file").write_text("x")
-    assert unavailable(pair.jobs[0], catalog) is None
+    assert unavailable(pair.runs[0], catalog) is None
 
 
 def test_run_with_missing_assets_fails_the_job_up_front(cli, tmp_path: Path) -> None:

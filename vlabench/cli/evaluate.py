@@ -345,9 +345,9 @@ def interleave_cmd(
     )
     results = []
     try:
-        for i in range(len(pairs[0].jobs)):  # one task at a time, the same for every policy
-            configs = [pair.jobs[i] for pair in pairs]
-            results += run_interleaved(configs, runner.run_job, order, seed)  # type: ignore[arg-type]
+        for i in range(len(pairs[0].runs)):  # one task at a time, the same for every policy
+            configs = [pair.runs[i] for pair in pairs]
+            results += run_interleaved(configs, runner.run_config, order, seed)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         print("interrupted: finished episodes are stored; run it again to resume", file=sys.stderr)
         raise typer.Exit(130) from None

@@ -67,14 +67,14 @@ def check_comparable(configs: Sequence[RunConfig]) -> None:
 
 def run_interleaved(
     configs: Sequence[RunConfig],
-    run_job: Callable[[RunConfig], Any],
+    run_config: Callable[[RunConfig], Any],
     order: Order = "abba",
     seed: int = 0,
 ) -> list[Any]:
     """Run one episode at a time across ``configs`` (one per policy) in :func:`schedule` order.
 
-    ``run_job(config)`` runs the episodes a run lacks up to ``config.protocol.episodes``
-    (:meth:`vlabench.execute.runner.Runner.run_job`); it is called with the episode count
+    ``run_config(config)`` runs the episodes a run lacks up to ``config.protocol.episodes``
+    (:meth:`vlabench.execute.runner.Runner.run_config`); it is called with the episode count
     raised by one per round, so each call runs exactly the next episode of that policy (the
     config hash ignores the episode count: every call extends the same run). Returns each
     call's result.
@@ -87,5 +87,5 @@ def run_interleaved(
         step = dataclasses.replace(
             config, protocol=dataclasses.replace(config.protocol, episodes=episode + 1)
         )
-        results.append(run_job(step))
+        results.append(run_config(step))
     return results

@@ -22,11 +22,12 @@ from vlabench.runtime.inference import InferenceConfig
 
 @dataclass
 class Pair:
-    """One cell of the matrix: a policy on a suite, its jobs and whether it can run."""
+    """One cell of the matrix: a policy on a suite, its runs (one config per task) and
+    whether it can run."""
 
     policy: PolicyChoice
     suite: str
-    jobs: list[RunConfig]
+    runs: list[RunConfig]
     compatibility: Compatibility | None = None
     error: str | None = None
     """Set when the pair cannot even be checked (missing stack, bad checkpoint, ...)."""
@@ -61,7 +62,7 @@ def plan(
     runner_options: Mapping[str, Any] | None = None,
     env_overrides: Mapping[str, Any] | None = None,
 ) -> list[Pair]:
-    """Expand policies x suites into pairs of jobs and check each pair once.
+    """Expand policies x suites into pairs of run configs and check each pair once.
 
     ``inference`` (default ``sync``) applies to every pair (see :mod:`vlabench.inference`).
     ``runner_options``: env options the runner will set (``api.ARMED_OPTION`` of an armed
@@ -72,7 +73,7 @@ def plan(
     for name in policies:
         choice = resolve_policy(name, registry, catalog)
         for suite in suites:
-            jobs = resolve_suite(
+            configs = resolve_suite(
                 suite,
                 choice,
                 registry,
@@ -83,11 +84,11 @@ def plan(
                 inference=inference,
                 env_overrides=env_overrides,
             )
-            pair = Pair(choice, suite, jobs)
-            pair.error = unavailable(jobs[0], catalog, runner_options)
+            pair = Pair(choice, suite, configs)
+            pair.error = unavailable(configs[0], catalog, runner_options)
             if pair.error is None:
                 try:
-                    pair.compatibility = check_pair(jobs[0], catalog)
+                    pair.compatibility = check_pair(configs[0], catalog)
                 except Exception as exc:
                     pair.error = f"cannot check the pair: {type(exc).__name__}: {exc}"
             pairs.append(pair)
@@ -165,11 +166,11 @@ def preview(
     """The jobs a matrix would run now (nothing is written; ``store`` may be None)."""
     plans, lacking = [], []
     for pair in pairs:
-        plan_ = PairPlan(pair, len(pair.jobs))
+        plan_ = PairPlan(pair, len(pair.runs))
         plans.append(plan_)
         if not pair.runnable:
             continue
-        for config in pair.jobs:
+        for config in pair.runs:
             run_id = store.find_run(stored_hash(store, config)) if store is not None else None
             done = store.finished_episode_indices(run_id) if run_id is not None else set()
             todo = episodes_to_run(config, done)
