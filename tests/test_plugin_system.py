@@ -84,6 +84,7 @@ def test_default_plugins_are_registered_by_name_and_listed(cli: CLI) -> None:
     remote, report = listing["vlabench.isolation.remote"], listing["vlabench.report.exporters"]
     assert remote["status"] == report["status"] == "loaded"
     assert {"exporter:csv", "exporter:html", "exporter:png"} <= set(report["provides"])
+    assert remote["provides"] == ["policy:<resolved names>", "env:<resolved names>"]
     assert "report" not in listing  # no longer an entry point
     cli.env["VLABENCH_PLUGINS"] = "scripted"  # the allow-list selects entry points only
     listing = plugins(cli)

@@ -53,6 +53,9 @@ def plugins_cmd(
                             "install": getattr(spec, "install_hint", ""),
                         }
                     )
+        for kind in ("policy", "env"):  # names answered on request (remote://host:port)
+            if f"vlabench_resolve_{kind}" in info.hooks:
+                entry["provides"].append(f"{kind}:<resolved names>")
         report.append(entry)
     if as_json:
         print(json.dumps({"plugins": report, "problems": cat.problems}, indent=2))
