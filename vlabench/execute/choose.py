@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vlabench.catalog import Catalog
+from vlabench.execute.executor import WorkerSetup
 from vlabench.execute.settings import ExecutionSettings
 
 EXECUTORS = ("inline", "processes", "ray")
@@ -24,6 +25,7 @@ def make_executor(
 ) -> Any:
     """An executor by name: ``inline``, ``processes`` or ``ray``; every job it runs gets
     ``settings`` (videos, arming, torch threads; default: none of them)."""
+    setup = WorkerSetup(allow, block, batch_size, settings or ExecutionSettings())
     if kind == "inline":
         from vlabench.execute.inline import InlineExecutor
 
@@ -31,24 +33,9 @@ def make_executor(
     if kind == "processes":
         from vlabench.execute.processes import ProcessExecutor
 
-        return ProcessExecutor(
-            workers,
-            retries=retries,
-            batch_size=batch_size,
-            allow=allow,
-            block=block,
-            settings=settings,
-        )
+        return ProcessExecutor(workers, retries=retries, setup=setup)
     if kind == "ray":
         from vlabench.execute.ray_cluster import RayExecutor
 
-        return RayExecutor(
-            address=address,
-            workers=workers,
-            retries=retries,
-            batch_size=batch_size,
-            allow=allow,
-            block=block,
-            settings=settings,
-        )
+        return RayExecutor(address=address, workers=workers, retries=retries, setup=setup)
     raise ValueError(f"unknown executor {kind!r}: expected one of {', '.join(EXECUTORS)}")

@@ -33,7 +33,6 @@ from vlabench.execute.executor import (
     describe_exit,
     visible_gpus,
 )
-from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.jobs import Job
 
 
@@ -81,14 +80,12 @@ class ProcessExecutor:
         workers: int | None = None,
         *,
         retries: int = 2,
-        batch_size: int = 1,
-        allow: frozenset[str] | None = None,
-        block: frozenset[str] = frozenset(),
-        settings: ExecutionSettings | None = None,
+        setup: WorkerSetup | None = None,
     ) -> None:
         self.parallelism = max(1, workers or cpu_count())
         self.retries = max(0, retries)
-        self.setup = WorkerSetup(allow, block, batch_size, settings or ExecutionSettings())
+        self.setup = setup or WorkerSetup()
+        """What every worker gets: the plugin view, batch size and execution settings."""
 
     def _spawn(self, slot: int, gpus: list[str]) -> _Handle:
         """A fresh worker: ``python -m vlabench.execute.processes FD`` on one end of a socket pair.

@@ -24,7 +24,6 @@ from typing import Any
 
 from vlabench.api import EpisodeRecord
 from vlabench.execute.executor import JobEvents, PendingJob, WorkerSetup, after_crash, cpu_count
-from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.configs import RunConfig
 from vlabench.plan.jobs import Job
 
@@ -91,16 +90,14 @@ class RayExecutor:
         workers: int | None = None,
         *,
         retries: int = 2,
-        batch_size: int = 1,
-        allow: frozenset[str] | None = None,
-        block: frozenset[str] = frozenset(),
-        settings: ExecutionSettings | None = None,
+        setup: WorkerSetup | None = None,
     ) -> None:
         self.address = address
         self.workers = workers
         self.parallelism = max(1, workers or cpu_count())
         self.retries = max(0, retries)
-        self.setup = WorkerSetup(allow, block, batch_size, settings or ExecutionSettings())
+        self.setup = setup or WorkerSetup()
+        """What every worker gets: the plugin view, batch size and execution settings."""
 
     def _connect(self) -> bool:
         """Initialise Ray unless it is; True when this executor started it."""
