@@ -233,7 +233,7 @@ def _show_policy(
     from rich.table import Table
     from rich.text import Text
 
-    from vlabench.report.board import policy_identity, policy_labels
+    from vlabench.report.identity import policy_identity, policy_labels
     from vlabench.stats import wilson_interval
     from vlabench.store import reads
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vlabench import stats
-from vlabench.report.board import policy_identity, policy_labels
+from vlabench.report.identity import policy_identity, policy_labels
 
 if TYPE_CHECKING:
     from vlabench.store import Store

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from vlabench.report.board import Board, Cell, Row, TaskResult
+from vlabench.report.model import Board, Cell, Row, TaskResult
 
 FIELDS = (
     "policy",

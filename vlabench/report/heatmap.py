@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from vlabench.report.board import Board
+from vlabench.report.model import Board
 
 
 def to_png(board: Board, dpi: int = 120) -> bytes:

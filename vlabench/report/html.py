@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from vlabench.report.board import Board, Cell
 from vlabench.report.formats import MISSING, caption, cell_text, rank_text
+from vlabench.report.model import Board, Cell
 
 _RUN_KEYS = (
     "id",

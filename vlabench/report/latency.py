@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vlabench.report.board import inference_label, policy_identity, policy_labels, report_meta
+from vlabench.report.identity import inference_label, policy_identity, policy_labels, report_meta
 from vlabench.store import reads
 from vlabench.store.models import Episode
 

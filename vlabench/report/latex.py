@@ -7,8 +7,8 @@ missing ones are a dash. Every user string is escaped.
 
 from __future__ import annotations
 
-from vlabench.report.board import Board, Cell
 from vlabench.report.formats import rank_text
+from vlabench.report.model import Board, Cell
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vlabench.report.board import Board
 from vlabench.report.formats import caption, cell_text, rank_text
+from vlabench.report.model import Board
 
 if TYPE_CHECKING:
     from vlabench.report.compare import Comparison
