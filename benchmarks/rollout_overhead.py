@@ -114,7 +114,7 @@ def metaworld_raw(task: str, episodes: int, max_steps: int, render_size: int | N
 @contextlib.contextmanager
 def policy_reads_everything(enabled: bool) -> Iterator[None]:
     """Make the runner request every env feature (the env then renders as the raw loop)."""
-    from vlabench import matrix
+    from vlabench.execute import local as matrix
 
     original = matrix.requested_features
     if enabled:

@@ -118,7 +118,8 @@ def measure_before(path: Path, repeats: int) -> float:
     """``Store.run_counts`` with the old query on a copy with the old indexes (schema 0002)."""
     import shutil
 
-    from vlabench.store import open_store, queries
+    from vlabench.store import open_store
+    from vlabench.store import store as queries
 
     old = path.with_name("before.db")
     shutil.copy(path, old)
