@@ -29,6 +29,10 @@ app = typer.Typer(
 )
 
 
+WRITING_COMMANDS = frozenset({"run", "matrix", "interleave", "migrate"})
+"""The commands that open the store for writes; every other one opens it read-only."""
+
+
 @dataclass
 class Context:
     """Global options, shared by every command."""
@@ -38,6 +42,8 @@ class Context:
     allow: frozenset[str] | None = None
     block: frozenset[str] = frozenset()
     quiet: bool = False
+    init: bool = False
+    command: str | None = None
 
     def catalog(self) -> "Catalog":
         from vlabench.catalog import catalog
@@ -49,10 +55,23 @@ class Context:
 
         return load_registry(list(self.registry_files))
 
-    def store(self) -> Any:
-        from vlabench.store import open_store
+    def store(self, write: bool | None = None) -> Any:
+        """The store at ``--db``: for writes in a writing command (or ``write=True``):
+        created or upgraded, another application's database refused unless ``--init``;
+        read-only in every other command: nothing created or changed, a missing store is an
+        error. A store that cannot be opened so ends the command with one line (exit 2)."""
+        from vlabench.store import NotAStoreError, StoreError, open_store
 
-        return open_store(self.db)
+        writing = self.command in WRITING_COMMANDS if write is None else write
+        try:
+            if writing:
+                return open_store(self.db, init=self.init)
+            return open_store(self.db, read_only=True)
+        except NotAStoreError as exc:
+            hint = "; add them anyway with `vlabench --init ...`" if writing else ""
+            raise fail(f"{exc}{hint}") from None
+        except StoreError as exc:
+            raise fail(str(exc)) from None
 
 
 def context(ctx: typer.Context) -> Context:
@@ -66,9 +85,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def console() -> Any:
+    """The rich console every command prints through, with markup and emoji codes off: names
+    from registries, plugins and stores (``[/oops]``, ``:x:``) print as they are and never
+    raise ``MarkupError``. Style with ``rich.text.Text`` (``Text.assemble(("failed", "red"),
+    f" {name}")``), never with markup around a user string."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, markup=False, emoji=False)
 
 
 @app.callback()
@@ -107,6 +130,15 @@ def main_options(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    init: Annotated[
+        bool,
+        typer.Option(
+            "--init",
+            help="Let a writing command (run, matrix, interleave, migrate) add vlabench's "
+            "tables to a database that already holds other tables. Without it such a "
+            "database is refused; read commands never change a store.",
+        ),
+    ] = False,
 ) -> None:
     """Global options (before the command): store, registry files, plugin selection."""
     blocked = {p.removeprefix("no:") for p in disable_plugin or []}
@@ -116,6 +148,8 @@ def main_options(
         allow=frozenset(p.strip() for p in plugins.split(",") if p.strip()) if plugins else None,
         block=frozenset(blocked),
         quiet=quiet,
+        init=init,
+        command=ctx.invoked_subcommand,
     )
 
 
@@ -126,3 +160,16 @@ def load_registry(c: Context) -> "Registry":
         return c.registry()
     except RegistryError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command("migrate")
+def migrate_cmd(ctx: typer.Context) -> None:
+    """Create the store, or upgrade its schema to this vlabench's; nothing else changes.
+
+    Read commands (leaderboard, compare, show, sim-real) never change a store, so a store
+    written by an older vlabench is upgraded here (or by any run) before they read it.
+    """
+    from vlabench.store.engine import head_revisions
+
+    with context(ctx).store(write=True) as store:
+        print(f"store at {store.location}: schema {', '.join(sorted(head_revisions()))}")

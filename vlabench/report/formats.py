@@ -6,6 +6,11 @@ units; in json and csv their cells carry ``metric`` and ``value`` and no ``succe
 The json carries the full metadata of every run behind the board (config and its hash,
 protocol and its hash, versions, host, git sha, timestamps), so a published number can be
 traced to what produced it.
+
+Names come from plugins, registries and stores, so every export is safe to open: csv prefixes
+a string cell that a spreadsheet would run as a formula with ``'`` (:func:`csv_safe`), markdown
+writes ``<``, ``>`` and ``&`` as entities and escapes what would end a cell or make a link
+(:func:`_md`); json is data, and latex and html escape their own way.
 """
 
 from __future__ import annotations
@@ -156,31 +161,60 @@ def to_json(board: Board) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a csv cell as a formula (OWASP, "CSV injection")."""
+
+
+def csv_safe(value: Any) -> Any:
+    """A string cell that a spreadsheet would run as a formula (``=HYPERLINK(...)``,
+    ``+cmd|...``, ``@SUM(...)``) gets a leading ``'``, so it opens as text (OWASP's advice).
+    Numbers (``-0.5``), booleans and ``None`` are left as they are: a numeric cell stays
+    numeric; only the strings (names, reasons) are ever prefixed."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def to_csv(board: Board) -> str:
-    """One line per cell (long format), header :data:`FIELDS`."""
-    out = io.StringIO()
+    """One line per cell (long format), header :data:`FIELDS`; see :func:`csv_safe`."""
     fields = FIELDS + METRIC_FIELDS if any(c.metric for c in board.columns) else FIELDS
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", restval="")
-    writer.writeheader()
-    for cell in board.cells:
-        writer.writerow({k: "" if v is None else v for k, v in cell_record(cell).items()})
-    return out.getvalue()
+    # Lines end in "\n", but the writer is told "\r\n": it quotes a field holding either
+    # (with "\n" alone, a bare CR stays unquoted and a spreadsheet starts a new row there).
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\r\n", restval="")
+    lines = []
+    for row in [dict(zip(fields, fields, strict=True)), *map(cell_record, board.cells)]:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow({k: "" if v is None else csv_safe(v) for k, v in row.items()})
+        lines.append(buffer.getvalue().removesuffix("\r\n") + "\n")
+    return "".join(lines)
+
+
+_MD_ESCAPES = {"\\": "\\\\", "|": "\\|", "`": "\\`", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
 def _md(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    """One table cell of text that renders as itself: whitespace (newlines too) collapsed;
+    ``<``, ``>``, ``&`` as HTML entities (no tag, however the renderer treats raw HTML);
+    backslash, pipe and backtick escaped (no extra cell, no code span); ``](`` escaped (no
+    link or image). ``[`` alone stays: ``62.0 [49.6, 73.0]`` and ``pusht [fast]`` are text."""
+    text = "".join(_MD_ESCAPES.get(ch, ch) for ch in " ".join(str(text).split()))
+    return text.replace("](", "\\](")
 
 
 def cell_text(cell: Cell | None) -> str:
-    """``62.0 [49.6, 73.0] n=50``, ``incompatible: reason``, ``running`` or ``—``."""
+    """``62.0 [49.6, 73.0] n=50``, ``0.0 [0.0, 56.1] n=3, 1 errored`` (episodes ended by an
+    error, counted as failures), ``incompatible: reason``, ``running`` or ``—``."""
     if cell is None:
         return MISSING
+    n = f"n={cell.n}" + (f", {cell.errors} errored" if cell.errors else "")
     if cell.status == "ok" and cell.column.metric and cell.value is not None:
         low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
-        return f"{cell.value:.4g} [{low:.4g}, {high:.4g}] n={cell.n}"
+        return f"{cell.value:.4g} [{low:.4g}, {high:.4g}] {n}"
     if cell.status == "ok" and cell.rate is not None:
         low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
-        return f"{100 * cell.rate:.1f} [{100 * low:.1f}, {100 * high:.1f}] n={cell.n}"
+        return f"{100 * cell.rate:.1f} [{100 * low:.1f}, {100 * high:.1f}] {n}"
     return f"{cell.status}: {cell.reason}" if cell.reason else cell.status
 
 

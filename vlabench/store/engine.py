@@ -1,11 +1,13 @@
-"""Engines and schema: open a store by URL, bring its schema to the Alembic head.
+"""Engines and schema: an engine for a store's URL, the store's schema at the Alembic head.
 
-SQLite connections get WAL journaling (synchronous NORMAL), a 30 s busy timeout and foreign
-keys on every connect. SQLAlchemy (not the sqlite3 module) emits BEGIN, so that writes and
-migrations can take the write lock up front with ``BEGIN IMMEDIATE`` and never fail half-way
-on a lock upgrade when several processes write to one file. Should a lock still time out
-(or PostgreSQL report a serialisation failure or deadlock), :func:`retrying` repeats the
-whole transaction.
+SQLite connections get synchronous NORMAL, a 30 s busy timeout and foreign keys on every
+connect; :func:`enable_wal` switches a store's file to WAL journaling once, when it is opened
+for writes (a persistent change to the file, so never on a read-only open:
+:mod:`vlabench.store.opening` decides who may change a file). SQLAlchemy (not the sqlite3
+module) emits BEGIN, so that writes and migrations can take the write lock up front with
+``BEGIN IMMEDIATE`` and never fail half-way on a lock upgrade when several processes write
+to one file. Should a lock still time out (or PostgreSQL report a serialisation failure or
+deadlock), :func:`retrying` repeats the whole transaction.
 Any other SQLAlchemy URL works too; PostgreSQL is tested (``postgresql+psycopg://...``).
 """
 
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -73,17 +75,26 @@ def default_url() -> str:
     return os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
-def make_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets its pragmas and SQLAlchemy-driven transactions."""
+def make_store_engine(url: str | URL, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; SQLite gets its pragmas and SQLAlchemy-driven transactions.
+
+    Connecting changes nothing in the database: no file or directory is created here beyond
+    what the driver does (SQLite creates a missing file unless the URL says ``mode=ro``).
+    ``read_only``: PostgreSQL sessions are read-only; for SQLite the URL itself says so.
+    """
     sa_url = make_url(url)
     if sa_url.get_backend_name() != "sqlite":
-        return create_engine(sa_url, pool_pre_ping=True)
-    if (
-        sa_url.database
-        and sa_url.database != ":memory:"
-        and not sa_url.database.startswith("file:")
-    ):
-        Path(sa_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(sa_url, pool_pre_ping=True)
+        if read_only and sa_url.get_backend_name() == "postgresql":
+
+            @event.listens_for(engine, "connect")
+            def _read_only(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                cursor.close()
+                dbapi_connection.commit()
+
+        return engine
     engine = create_engine(sa_url)
 
     @event.listens_for(engine, "connect")
@@ -91,7 +102,6 @@ def make_store_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN (see _on_begin)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        _enable_wal(cursor)
         # WAL + NORMAL: a commit survives any crash of the process (kill -9 included); only
         # an OS crash or power loss may drop the last commits. FULL fsyncs every episode.
         cursor.execute("PRAGMA synchronous = NORMAL")
@@ -104,6 +114,19 @@ def make_store_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def enable_wal(engine: Engine) -> None:
+    """Switch a SQLite store to WAL journaling (persistent: done once per writing open)."""
+    if engine.dialect.name != "sqlite":
+        return
+    connection = engine.raw_connection()  # autocommit (isolation_level None): no BEGIN
+    try:
+        cursor = connection.cursor()
+        _enable_wal(cursor)
+        cursor.close()
+    finally:
+        connection.close()
 
 
 def _enable_wal(cursor: Any) -> None:
@@ -146,6 +169,20 @@ def head_revisions() -> frozenset[str]:
     from alembic.script import ScriptDirectory
 
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision of the migrations (a store at any of them is a vlabench store)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def current_revisions(engine: Engine) -> frozenset[str]:
+    """The store's revision(s) in ``alembic_version``; empty when there is none (read only)."""
+    return frozenset(_current_heads(engine))
 
 
 def migrate(engine: Engine) -> bool:

@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, case, func, inspect, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, sessionmaker
 
 from vlabench.api import EpisodeRecord
-from vlabench.store.engine import IMMEDIATE, default_url, make_store_engine, migrate, retrying
+from vlabench.store.engine import IMMEDIATE, default_url, make_store_engine, retrying
 from vlabench.store.models import FINAL_STATUSES, RUN_STATUSES, Episode, Run, utcnow
+from vlabench.store.opening import open_engine
 
 _RUN_COLUMNS = tuple(c.key for c in inspect(Run).column_attrs)
 _EPISODE_COLUMNS = tuple(c.key for c in inspect(Episode).column_attrs)
@@ -117,10 +119,17 @@ def _episode_values(record: EpisodeRecord) -> dict[str, Any]:
 
 
 class Store:
-    """Runs and episodes in one database (see :func:`vlabench.store.open_store`)."""
+    """Runs and episodes in one database (see :func:`vlabench.store.open_store`).
 
-    def __init__(self, engine: Engine) -> None:
+    ``url`` and ``location`` (the file, or the URL) name it in messages; they default to the
+    engine's URL.
+    """
+
+    def __init__(self, engine: Engine, url: str | None = None, location: str | None = None) -> None:
         self.engine = engine
+        shown = make_url(url) if url is not None else engine.url
+        self._url = shown.render_as_string(hide_password=True)
+        self.location = location or self._url
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(
             engine.execution_options(**{IMMEDIATE: True}), expire_on_commit=False
@@ -128,7 +137,8 @@ class Store:
 
     @property
     def url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        """The store's URL as it was given (password hidden)."""
+        return self._url
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -354,14 +364,26 @@ class Store:
         }
 
 
-def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
-    """Open (and create or upgrade, unless ``upgrade=False``) the store at ``url``."""
+def open_store(
+    url: str | None = None,
+    *,
+    upgrade: bool = True,
+    read_only: bool = False,
+    init: bool = False,
+) -> Store:
+    """The store at ``url`` (default: :func:`~vlabench.store.engine.default_url`).
+
+    ``read_only=True``: for reads; nothing is created, migrated or written, and a missing
+    store, a file that is not one or a store at another schema revision raises
+    :class:`~vlabench.store.opening.StoreError`. Otherwise for writes: created (directories
+    too) or upgraded; a database holding other tables and no vlabench schema raises
+    :class:`~vlabench.store.opening.NotAStoreError` unless ``init=True``. See
+    :mod:`vlabench.store.opening`. ``upgrade=False`` (tools and tests that manage the schema
+    themselves): a plain read-write engine, nothing checked, created or migrated beyond
+    what the driver does.
+    """
     url = url or default_url()
-    engine = make_store_engine(url)
-    if upgrade:
-        try:
-            migrate(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-    return Store(engine)
+    if not upgrade and not read_only:
+        return Store(make_store_engine(url), url)
+    engine, location = open_engine(url, read_only=read_only, init=init)
+    return Store(engine, url, location)
