@@ -3,8 +3,15 @@
 The core's own plugins (:data:`DEFAULT_PLUGINS`: ``remote://`` addresses, the built-in export
 formats) are registered by module name through the same manager as the entry points, and
 answer before them (a plugin may still override with ``tryfirst``). Built-in envs and policies
-are entry points like third-party ones. One broken plugin never stops the others: its import
-error (or a hook that raises) is recorded and shown by ``vlabench plugins``.
+are entry points like third-party ones. One broken plugin never stops the others: whatever its
+import raises (an error, ``sys.exit()``, even ``KeyboardInterrupt``), a hook it implements that
+no hookspec declares (``unknown hook vlabench_policy; did you mean vlabench_policies?``), or a
+hook of it that raises is recorded, the plugin is shown ``failed`` by ``vlabench plugins`` and
+the other plugins are used as if it were not installed.
+
+A real Ctrl-C (or SIGTERM/SIGHUP, where Python handles them) arriving while a plugin imports or
+answers a hook still stops the program: the signal is watched during those calls, and what it
+raised passes through. Only what the plugin's own code raised is isolated.
 
 Names no plugin lists (``remote://host:port``) are answered by the ``firstresult`` hooks
 ``vlabench_resolve_policy``/``vlabench_resolve_env`` through :meth:`Catalog.policy` and
@@ -21,13 +28,16 @@ Environment variables:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -186,18 +196,91 @@ def build_manager(
             pm.set_blocked(info.name)
             continue
         _register(pm, info, lambda name=info.module: importlib.import_module(name))
+    pm.check_pending()  # never raises: a plugin with an unknown hook was failed and removed
     return pm, defaults + infos
 
 
 def _register(pm: pluggy.PluginManager, info: PluginInfo, load: Any) -> None:
-    try:
-        module = load()
-        pm.register(module, name=info.name)
-    except Exception as exc:  # a broken plugin is recorded, never fatal
-        info.status = "failed"
-        info.error = f"{type(exc).__name__}: {exc}"
+    with _SignalWatch() as watch:
+        try:
+            module = load()
+            pm.register(module, name=info.name)
+        except BaseException as exc:  # a broken plugin is recorded, never fatal
+            if watch.fired:  # the user's Ctrl-C (or a kill) during the import: stop
+                raise
+            info.status = "failed"
+            info.error = _what(exc, at=" at import")
+            return
+    unknown = _unknown_hooks(pm, module)
+    if unknown:  # a misspelled hook would otherwise be silently never called
+        pm.unregister(module)
+        info.status, info.error = "failed", "; ".join(unknown)
         return
     info.hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
+
+
+def _what(exc: BaseException, at: str = "") -> str:
+    """``ImportError: reason`` for an error; ``SystemExit(3) at import`` for the rest."""
+    if isinstance(exc, Exception):
+        return f"{type(exc).__name__}: {exc}"
+    args = f"({', '.join(map(repr, exc.args))})" if exc.args else ""
+    return f"{type(exc).__name__}{args}{at}"
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """``unknown hook NAME; did you mean ...?`` for each hook of ``plugin`` without a hookspec
+    (pluggy's own check, :meth:`~pluggy.PluginManager.check_pending`, for one plugin)."""
+    known = sorted(name for name, caller in vars(pm.hook).items() if caller.has_spec())
+    unknown = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+        if caller.has_spec() or all(i.optionalhook for i in impls):
+            continue
+        close = difflib.get_close_matches(caller.name, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"hooks are {', '.join(known)}"
+        unknown.append(f"unknown hook {caller.name}; {hint}")
+    return sorted(unknown)
+
+
+_WATCHED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class _SignalWatch:
+    """Whether a signal reached a Python handler during a block (``fired``).
+
+    What a plugin raises while it imports or answers a hook is the plugin's, and is isolated,
+    unless a signal arrived meanwhile: then it came from the user's Ctrl-C (or a kill) and must
+    stop the program. A ``KeyboardInterrupt`` raised by the plugin itself, with no signal, is
+    the plugin's. Signals reach only the main thread, so in any other nothing is watched.
+    """
+
+    def __enter__(self) -> _SignalWatch:
+        self.fired = False
+        self._saved: dict[int, tuple[Any, Callable[..., Any]]] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in _WATCHED:
+            previous = signal.getsignal(sig)
+            if not callable(previous):  # default or ignored: nothing is raised in Python
+                continue
+
+            def handler(signum: int, frame: Any, previous: Callable[..., Any] = previous) -> Any:
+                self.fired = True
+                return previous(signum, frame)
+
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError):
+                continue
+            self._saved[sig] = (previous, handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, (previous, handler) in self._saved.items():
+            if signal.getsignal(sig) is handler:  # unless the plugin installed its own
+                signal.signal(sig, previous)
 
 
 def _trace_before(hook: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
@@ -218,14 +301,17 @@ def _first(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> tuple[Any, str
     that cannot be reached) passes through; anything else is one naming the plugin.
     """
     for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # pluggy's call order
-        try:
-            result = _call_one(pm, hook, impl, kwargs)
-        except api.RegistryError:
-            raise
-        except Exception as exc:
-            raise api.RegistryError(
-                f"plugin {impl.plugin_name}: {hook}({kwargs}) raised {type(exc).__name__}: {exc}"
-            ) from exc
+        with _SignalWatch() as watch:
+            try:
+                result = _call_one(pm, hook, impl, kwargs)
+            except api.RegistryError:
+                raise
+            except BaseException as exc:  # sys.exit() in a plugin is its failure, not ours
+                if watch.fired:
+                    raise
+                raise api.RegistryError(
+                    f"plugin {impl.plugin_name}: {hook}({kwargs}) raised {_what(exc)}"
+                ) from exc
         if result is not None:
             return result, impl.plugin_name
     return None, None
@@ -237,10 +323,16 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: str, catalog: Catalog) -
     infos = {info.name: info for info in catalog.plugins}
     for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # pluggy's call order
         info = infos.get(impl.plugin_name)
-        try:
-            results = _call_one(pm, hook, impl, {})
-        except Exception as exc:
-            error = f"hook {hook} raised {type(exc).__name__}: {exc}"
+        results: list[Any] = []
+        error = None
+        with _SignalWatch() as watch:
+            try:
+                results = _call_one(pm, hook, impl, {})
+            except BaseException as exc:  # sys.exit() in a hook fails the plugin, not us
+                if watch.fired:
+                    raise
+                error = f"hook {hook} raised {_what(exc)}"
+        if error is not None:
             if info is not None:
                 info.status, info.error = "failed", error
             catalog.problems.append(f"plugin {impl.plugin_name}: {error}")
@@ -288,11 +380,14 @@ def notify_run_finished(cat: Catalog, run: dict[str, Any]) -> None:
         impl = getattr(plugin, "vlabench_run_finished", None)
         if impl is None:
             continue
-        try:
-            impl(run=run)
-        except Exception:
-            print(
-                f"vlabench: plugin {info.name} failed in vlabench_run_finished:\n"
-                + traceback.format_exc(limit=3),
-                file=sys.stderr,
-            )
+        with _SignalWatch() as watch:
+            try:
+                impl(run=run)
+            except BaseException:
+                if watch.fired:
+                    raise
+                print(
+                    f"vlabench: plugin {info.name} failed in vlabench_run_finished:\n"
+                    + traceback.format_exc(limit=3),
+                    file=sys.stderr,
+                )
