@@ -227,6 +227,8 @@ def test_sync_config_hash_is_unchanged_by_inference_modes(tmp_path) -> None:
     old["protocol"].pop("episodes")
     old.pop("env_isolation")
     old["policy"].pop("isolation")
+    old.pop("env_call_timeout_s")  # how long a call may take: never stored nor hashed
+    old["policy"].pop("call_timeout_s")
     old.pop("inference_options")  # the field did not exist
     assert config.config_hash() == stable_hash(old)
     realtime = replace(config, inference_mode="async", inference_options={"latency": "120"})

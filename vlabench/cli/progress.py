@@ -102,6 +102,11 @@ class MatrixProgress:
     def job_retried(self, label: str, error: str) -> None:
         self._say(f"{label}: retrying: {error}")
 
+    def job_note(self, label: str, text: str) -> None:
+        """A slow call (which job, which call, for how long), a worker replaced, a run whose
+        process died settled: one line."""
+        self._say(f"{label}: {text}")
+
     def job_finished(self, label: str, status: str) -> None:
         if self.task is None:  # a run decided at planning time (incompatible, nothing left)
             if self.plain:

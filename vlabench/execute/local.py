@@ -3,7 +3,9 @@
 The same class serves every executor: inline (the caller's process), a worker process, a Ray
 actor. It reports each finished episode through a callback and never touches the store. Its
 :class:`~vlabench.execute.settings.ExecutionSettings` reach the rollout (videos), the env
-(``api.ARMED_OPTION``) and the policy (``api.PolicyRequest.threads``).
+(``api.ARMED_OPTION``) and the policy (``api.PolicyRequest.threads``). Every policy and env
+call is bracketed on the executor's :class:`~vlabench.runtime.deadlines.CallClock`, with the
+run's :class:`~vlabench.runtime.deadlines.CallTimeouts` (:func:`call_timeouts`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,30 @@ from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.compat import build_adapters, policy_request
 from vlabench.plan.configs import RunConfig
 from vlabench.runtime.adapters import AdapterPipeline
-from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
+from vlabench.runtime.deadlines import Bracket, CallClock, CallTimeouts
+from vlabench.runtime.rollout import EpisodeSpec, Rollout, RolloutSettings, episode_specs
+
+
+def call_timeouts(config: RunConfig, settings: ExecutionSettings) -> CallTimeouts:
+    """The run's call limits: ``--call-timeout`` over the preset's and the suite's
+    ``call_timeout_s`` over the defaults (:mod:`vlabench.runtime.deadlines`)."""
+    return CallTimeouts.resolve(
+        settings.call_timeout_s,
+        getattr(config.policy, "call_timeout_s", None),
+        getattr(config, "env_call_timeout_s", None),
+    )
+
+
+def episode_specs_for(
+    config: RunConfig, catalog: Catalog, indices: Sequence[int]
+) -> list[EpisodeSpec]:
+    """Episodes ``indices`` of the run: seed and init state, as every policy gets them."""
+    env_spec = catalog.env(config.env)  # remote:// too, through the resolve hook
+    n_init = next(
+        (t.n_init_states for t in env_spec.tasks(config.env_options) if t.name == config.task),
+        None,
+    )
+    return episode_specs(config.task, list(indices), config.protocol.seed, n_init)
 
 
 class JobWorker:
@@ -31,10 +56,13 @@ class JobWorker:
         catalog: Catalog,
         batch_size: int = 1,
         settings: ExecutionSettings | None = None,
+        clock: CallClock | None = None,
     ) -> None:
         self.catalog = catalog
         self.batch_size = batch_size
         self.settings = settings or ExecutionSettings()
+        self.clock = clock or CallClock()
+        """Where every call is bracketed (shared with the parent in a worker process)."""
         self._policies: dict[str, api.Policy] = {}
 
     def _policy(self, config: RunConfig) -> api.Policy:
@@ -45,27 +73,35 @@ class JobWorker:
 
             spec = policy_spec_for(config, self.catalog.policy(config.policy.type))
             request = dataclasses.replace(request, threads=self.settings.torch_threads)
-            self._policies[key] = spec.load(request)
+            with self._bracket("policy.load"):
+                self._policies[key] = spec.load(request)
         return self._policies[key]
+
+    def _bracket(self, kind: str) -> Bracket:
+        return Bracket(self.clock, kind, ())
 
     def run(
         self,
         config: RunConfig,
         indices: Sequence[int],
         on_episode: Callable[[api.EpisodeRecord], None],
+        on_start: Callable[[int], None] | None = None,
     ) -> None:
-        """Run episodes ``indices`` of ``config``; job-level errors (policy load...) raise."""
+        """Run episodes ``indices`` of ``config``; job-level errors (policy load...) raise.
+
+        ``on_start`` is told each episode's index as it starts (before its env is reset)."""
         env_spec = self.catalog.env(config.env)  # remote:// too, through the resolve hook
+        self.clock.timeouts = call_timeouts(config, self.settings)
         policy = self._policy(config)
-        policy.reset()
+        with self._bracket("policy.reset"):
+            policy.reset()
         rollout = _build_rollout(
             config, env_spec, policy, self.catalog, on_episode, self.batch_size, self.settings
         )
-        n_init = next(
-            (t.n_init_states for t in env_spec.tasks(config.env_options) if t.name == config.task),
-            None,
-        )
-        rollout.run(episode_specs(config.task, list(indices), config.protocol.seed, n_init))
+        rollout.clock = self.clock
+        if on_start is not None:
+            rollout.on_start = lambda spec: on_start(spec.episode_index)
+        rollout.run(episode_specs_for(config, self.catalog, indices))
 
 
 def _settings(

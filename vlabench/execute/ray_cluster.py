@@ -5,8 +5,11 @@ Each actor is a long-lived worker (one CPU, plus one GPU when the job's policy d
 ``cuda``) that loads the plugins once and keeps its loaded policies for later jobs. A job is a
 streaming actor call: every finished episode is yielded at once and stored by the driver, the
 store's single writer (workers never need the store's URL or network access to it). An actor
-that dies takes only its job: the episodes already received are kept, the rest is retried on a
-fresh actor up to ``retries`` times, then the job is recorded as failed with Ray's error.
+that dies takes only its job (:func:`~vlabench.execute.executor.after_crash`, with Ray's error
+as the cause and the episodes it was running as the suspects). An actor watches its own
+:class:`~vlabench.runtime.deadlines.CallClock` from the thread that streams its episodes: a
+slow call is reported, and a call past its deadline ends the stream with ``timeout``; the
+driver then kills the actor, stores the call's episodes as failed and retries the rest.
 
 Every node needs vlabench and the plugins the matrix uses installed (same versions). An actor
 gets everything besides its jobs (plugins, batch size, the execution settings) as its
@@ -17,25 +20,40 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vlabench.api import EpisodeRecord
-from vlabench.execute.executor import JobEvents, PendingJob, WorkerSetup, after_crash, cpu_count
+from vlabench.execute.executor import (
+    Crash,
+    JobEvents,
+    PendingJob,
+    WorkerSetup,
+    after_crash,
+    cpu_count,
+)
 from vlabench.plan.configs import RunConfig
 from vlabench.plan.jobs import Job
+from vlabench.runtime.deadlines import Call, CallClock, timed_out
+
+POLL_S = 0.2
+"""The longest an actor waits between two readings of its clock."""
 
 _DONE = object()
 
 
 class RayWorker:
-    """The actor: runs jobs in its process and yields ``("episode", record)`` then
-    ``("done", error_or_None)`` per job."""
+    """The actor: runs jobs in its process and yields ``("started", index)``,
+    ``("episode", record)`` and ``("slow", text)``, then ``("done", error_or_None)`` per job, or
+    ``("timeout", call)`` when a call passed its deadline (the job's thread is left hung: the
+    driver kills the actor)."""
 
     def __init__(self, setup: WorkerSetup) -> None:
-        self.worker = setup.job_worker()
+        self.clock = CallClock()
+        self.worker = setup.job_worker(self.clock)
 
     def ping(self) -> bool:
         return True
@@ -46,7 +64,7 @@ class RayWorker:
 
         def target() -> None:
             try:
-                self.worker.run(config, indices, items.put)
+                self.worker.run(config, indices, items.put, lambda i: items.put(("started", i)))
             except Exception as exc:
                 items.put(("done", f"{type(exc).__name__}: {exc}"))
             else:
@@ -54,10 +72,24 @@ class RayWorker:
 
         thread = threading.Thread(target=target, name="vlabench-job", daemon=True)
         thread.start()
+        reported = -1
         while True:
-            item = items.get()
+            call, now = self.clock.read(), time.monotonic()
+            if call is not None and now >= call.deadline:
+                yield ("timeout", call)
+                return
+            if call is not None and call.seq != reported and now >= call.slow_at():
+                reported = call.seq
+                yield ("slow", f"slow: {call.describe(now)}")
+            try:
+                item = items.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
             if isinstance(item, EpisodeRecord):
                 yield ("episode", item)
+                continue
+            if item[0] == "started":
+                yield item
                 continue
             thread.join()
             yield item
@@ -72,6 +104,7 @@ class _Actor:
     stream: Any = None
     policy_key: str | None = None
     received: set[int] = field(default_factory=set)
+    started: dict[int, float] = field(default_factory=dict)
 
 
 class RayExecutor:
@@ -171,7 +204,7 @@ class RayExecutor:
             if not task.started:
                 task.started = True
                 events.job_started(task.job)
-            actor.task, actor.received = task, set()
+            actor.task, actor.received, actor.started = task, set(), {}
             actor.policy_key = task.job.policy_key
             actor.stream = actor.handle.run.options(num_returns="streaming").remote(
                 task.job.config, tuple(task.left)
@@ -192,10 +225,20 @@ class RayExecutor:
         except RayTaskError as exc:  # not expected: the actor catches the job's errors
             kind, payload = "done", f"{type(exc).__name__}: {exc}"
         except (RayActorError, ray.exceptions.WorkerCrashedError) as exc:
-            actors.remove(actor)
-            ray.kill(actor.handle, no_restart=True)
             cause = f"Ray actor died ({str(exc).strip().splitlines()[0]})"
-            after_crash(task, actor.received, cause, self.retries, queue_, events)
+            self._lost(actor, actors, queue_, events, cause)
+            return
+        if kind == "started":
+            actor.started[int(payload)] = time.monotonic()
+            events.episode_started(task.job, int(payload))
+            return
+        if kind == "slow":
+            events.job_note(task.job, str(payload))
+            return
+        if kind == "timeout":
+            cause = timed_out(payload.kind, payload.timeout_s or 0.0)
+            events.job_note(task.job, f"{cause}: its Ray actor killed")
+            self._lost(actor, actors, queue_, events, cause, payload)
             return
         if kind == "episode":
             actor.received.add(int(payload.episode_index))
@@ -203,3 +246,31 @@ class RayExecutor:
             return
         actor.task, actor.stream = None, None
         events.job_finished(task.job, payload)
+
+    def _lost(
+        self,
+        actor: _Actor,
+        actors: list[_Actor],
+        queue_: deque[PendingJob],
+        events: JobEvents,
+        cause: str,
+        call: Call | None = None,
+    ) -> None:
+        """An actor that died, or whose call passed its deadline: killed, and its task to
+        :func:`after_crash` (a timed-out call's episodes fail, a death charges those running)."""
+        import ray
+
+        task = actor.task
+        assert task is not None
+        actors.remove(actor)
+        ray.kill(actor.handle, no_restart=True)
+        running = [i for i in actor.started if i not in actor.received]
+        crash = Crash(
+            cause,
+            tuple(i for i in call.episodes if i in running) if call is not None else tuple(running),
+            timed_out=call is not None,
+            steps=dict(call.entries) if call is not None else {},
+            started=dict(actor.started),
+            deadline=call.deadline if call is not None else None,
+        )
+        after_crash(task, actor.received, crash, self.retries, queue_, events)

@@ -1,15 +1,19 @@
 """Execution settings: how jobs run, never what they measure.
 
 :class:`ExecutionSettings` is made by the CLI (``--record-video``, ``--video-dir``,
-``--armed``, ``--torch-threads``), given to the executor (``make_executor(..., settings=)``),
-carried to worker processes and Ray actors on :class:`~vlabench.execute.executor.WorkerSetup`
-and given to each :class:`~vlabench.execute.local.JobWorker`, which hands them on through the
-contracts: videos as :class:`~vlabench.runtime.rollout.RolloutSettings`, arming as the
-runner-set env option :data:`vlabench.api.ARMED_OPTION`, torch threads as
-:attr:`vlabench.api.PolicyRequest.threads`. No setting travels through environment variables.
+``--armed``, ``--torch-threads``, ``--call-timeout``), given to the executor
+(``make_executor(..., settings=)``), carried to worker processes and Ray actors on
+:class:`~vlabench.execute.executor.WorkerSetup` and given to each
+:class:`~vlabench.execute.local.JobWorker`, which hands them on through the contracts: videos
+as :class:`~vlabench.runtime.rollout.RolloutSettings`, arming as the runner-set env option
+:data:`vlabench.api.ARMED_OPTION`, torch threads as :attr:`vlabench.api.PolicyRequest.threads`,
+call limits to the :class:`~vlabench.runtime.deadlines.CallClock`. No setting travels through
+environment variables.
 
 They are not part of any run's config (nor its hash): they change cost or permission, not
-results, so a run recorded with videos or by an armed robot resumes the same run.
+results, so a run recorded with videos or by an armed robot resumes the same run. A call limit
+decides only when a hung call is given up (its episode fails either way, or hangs forever), so
+it is not part of the run either, like the presets' and suites' ``call_timeout_s``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ class ExecutionSettings:
     confirmation at the terminal). Reaches envs only as :data:`vlabench.api.ARMED_OPTION`."""
     torch_threads: int | None = None
     """Torch intra-op threads of each policy (None: torch's default)."""
+    call_timeout_s: float | None = None
+    """``--call-timeout``: the limit of every policy and env call, over the presets' and
+    suites' (0: no limit; None: theirs, else the defaults of :mod:`vlabench.runtime.deadlines`)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.record_video, bool) or not isinstance(self.record_video, int):
@@ -51,6 +58,14 @@ class ExecutionSettings:
             or self.torch_threads < 1
         ):
             raise ValueError(f"--torch-threads expects an int >= 1, got {self.torch_threads!r}")
+        if self.call_timeout_s is not None and (
+            isinstance(self.call_timeout_s, bool)
+            or not isinstance(self.call_timeout_s, int | float)
+            or not 0 <= self.call_timeout_s < float("inf")
+        ):
+            raise ValueError(
+                f"--call-timeout expects seconds >= 0 (0: no limit), got {self.call_timeout_s!r}"
+            )
 
     @classmethod
     def create(
@@ -60,13 +75,14 @@ class ExecutionSettings:
         video_dir: str | Path | None = None,
         armed: bool = False,
         torch_threads: int | None = None,
+        call_timeout_s: float | None = None,
     ) -> ExecutionSettings:
         """Settings with ``video_dir`` made absolute (workers may run in another directory);
         no directory is kept when nothing is recorded."""
         directory = None
         if record_video and video_dir is not None:
             directory = str(Path(video_dir).expanduser().resolve())
-        return cls(record_video, directory, armed, torch_threads)
+        return cls(record_video, directory, armed, torch_threads, call_timeout_s)
 
     def video_run_dir(self, config_hash: str) -> str | None:
         """Where the videos of one run go, or None when videos are not recorded."""

@@ -11,7 +11,9 @@ contracts (a gymnasium-style env, a :class:`~vlabench.api.Policy`); a worker tha
 mid-call (segfault, ``os._exit``, kill -9) raises :class:`WorkerDied`, which the rollout records
 as that episode's failure reason; the next episode gets a fresh worker.
 Every call is timed twice: inside the worker and round trip;
-the difference is the wire time (see :func:`instrument`).
+the difference is the wire time (see :func:`instrument`). A worker never outlives the process
+that started it (``--parent-pid``: :func:`vlabench.isolation.worker.exit_with_parent`), and a
+call abandoned half-way (Ctrl-C, a deadline's alarm) kills it: its stream is out of step.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -116,6 +119,9 @@ class Channel:
         command = [isolation.interpreter(), str(WORKER_FILE), "--kind", kind]
         command += ["--factory", isolation.factory] if isolation.factory else ["--spec", target]
         command += ["--describe", isolation.describe] if isolation.describe else []
+        command += ["--parent-pid", str(os.getpid())]
+        if threading.current_thread() is threading.main_thread():  # the kernel's watch is
+            command.append("--pdeathsig")  # tied to the starting thread: only a lasting one
         env = {**os.environ, **isolation.env}
         if isolation.path:
             env["PYTHONPATH"] = os.pathsep.join([*isolation.path, env.get("PYTHONPATH", "")])
@@ -176,7 +182,20 @@ class Channel:
     def call(
         self, op: str, args: Any = None, timeout: float | None = None
     ) -> tuple[Any, CallTiming]:
-        """Run ``op`` in the worker; returns its result and the call's timing."""
+        """Run ``op`` in the worker; returns its result and the call's timing.
+
+        A call abandoned half-way (KeyboardInterrupt, an alarm's
+        :class:`~vlabench.runtime.deadlines.CallTimeout`) kills the worker: the next reply on
+        its stream would answer this call."""
+        try:
+            return self._call(op, args, timeout)
+        except Exception:
+            raise
+        except BaseException:
+            self.kill()
+            raise
+
+    def _call(self, op: str, args: Any, timeout: float | None) -> tuple[Any, CallTiming]:
         if not self.alive:
             raise WorkerDied(self._describe_death())
         self._ids += 1
@@ -319,9 +338,11 @@ class ProxyPolicy:
             self.interface = self._open()
         try:
             return self.channel.call(op, args)
-        except (WorkerDied, WorkerTimeout, wire.PeerGone):
-            self.channel.close()
-            self.channel = None
+        except BaseException as exc:
+            lost = isinstance(exc, WorkerDied | WorkerTimeout | wire.PeerGone)
+            if lost or not getattr(self.channel, "alive", True):  # killed by an abandoned call
+                self.channel.close()
+                self.channel = None
             raise
 
     def reset(self) -> None:

@@ -13,6 +13,9 @@ from its plugin catalog (``--spec NAME``).
 Messages are length-framed on stdin/stdout (the real stdout is kept private; anything the
 hosted code prints goes to stderr) or on a Unix socket (``--socket PATH``, the runner listens).
 The host classes here are also what ``vlabench serve`` runs behind its WebSocket.
+
+Started by a runner (``--parent-pid PID``), a worker never outlives it, even hung in a call
+(:func:`exit_with_parent`), and leaves Ctrl-C and hangups to it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable, Mapping
@@ -38,6 +43,38 @@ if __package__ in (None, ""):  # run as a file: don't let vlabench/*.py shadow t
     _spec.loader.exec_module(wire)
 else:
     from vlabench.isolation import wire
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def exit_with_parent(parent_pid: int, *, pdeathsig: bool = True, every_s: float = 0.5) -> None:
+    """End this process when its parent ``parent_pid`` ends, however it ends (kill -9 too).
+
+    On Linux the kernel sends SIGKILL when the thread that started this process exits
+    (``prctl(PR_SET_PDEATHSIG)``; only with ``pdeathsig``: a parent that starts workers from
+    a short-lived thread must not ask for it). Everywhere, a daemon thread checks every
+    ``every_s`` seconds that the parent is still this process's parent; if not (it died and
+    this process was re-parented), the process exits at once. Stdlib only: any interpreter.
+    """
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # it died before the watch began
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="vlabench-parent-watch", daemon=True).start()
 
 
 def resolve_factory(target: str) -> Callable[..., Any]:
@@ -249,7 +286,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spec", help="name of an env/policy in this interpreter's vlabench")
     parser.add_argument("--describe", help="policy: module:attr describing it (with --factory)")
     parser.add_argument("--socket", help="Unix socket the runner listens on (default: stdio)")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process (the runner) does")
+    parser.add_argument("--pdeathsig", action="store_true",
+                        help="with --parent-pid: also ask Linux for SIGKILL when it dies")
     args = parser.parse_args(argv)
+    if args.parent_pid:
+        for sig in (signal.SIGINT, signal.SIGHUP):  # the runner decides what they mean
+            signal.signal(sig, signal.SIG_IGN)
+        exit_with_parent(args.parent_pid, pdeathsig=args.pdeathsig)
     if args.socket:
         import socket
 

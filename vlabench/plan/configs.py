@@ -58,6 +58,9 @@ class PolicyChoice:
     device: str = "cpu"
     isolation: str | dict[str, Any] | None = None
     """Where the policy runs (a worker interpreter); not part of the config hash."""
+    call_timeout_s: float | None = field(default=None, compare=False, repr=False)
+    """The preset's limit of one policy call (None: the default): how the run executes, not
+    what it is (neither stored with the config nor hashed)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class RunConfig:
     """The mode's parameters (latency model, threshold...): :mod:`vlabench.runtime.inference`."""
     env_isolation: str | dict[str, Any] | None = None
     """Where the env runs (a worker interpreter); not part of the config hash."""
+    env_call_timeout_s: float | None = field(default=None, compare=False, repr=False)
+    """The suite's limit of one env reset or step (None: the default): neither stored with
+    the config nor hashed."""
     env_options_given: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     """The env options as the suite and ``-E`` gave them (before validation and defaults):
     only for :meth:`legacy_config_hash`; not stored, not hashed."""
@@ -103,6 +109,8 @@ class RunConfig:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("env_options_given")
+        data.pop("env_call_timeout_s")
+        data["policy"].pop("call_timeout_s")
         return data
 
     @property

@@ -58,6 +58,7 @@ def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyCho
         dict(preset.options),
         preset.device,
         preset.isolation,
+        preset.call_timeout_s,
     )
 
 
@@ -163,6 +164,7 @@ def resolve_suite(
             inference_mode=inference.mode,
             inference_options=inference.options(),
             env_isolation=suite.isolation,
+            env_call_timeout_s=suite.call_timeout_s,
             env_options_given=given,
         )
         for task in chosen

@@ -57,6 +57,9 @@ class SuiteConfig(_Strict):
     env_options: dict[str, Any] = Field(default_factory=dict)
     isolation: str | dict[str, Any] | None = None
     """Build the env in a worker: a python path, or {python, factory, path, env} (isolation.py)."""
+    call_timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Longest env reset or step, in seconds (default: vlabench.runtime.deadlines); a call
+    past it fails its episode. Not part of the protocol; ``--call-timeout`` overrides it."""
 
     _check_isolation = field_validator("isolation")(lambda v: _isolation(v))
 
@@ -72,6 +75,9 @@ class PolicyPreset(_Strict):
     description: str = ""
     isolation: str | dict[str, Any] | None = None
     """Load the policy in a worker: a python path, or {python, factory, path, env}."""
+    call_timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """Longest policy call, in seconds (default: vlabench.runtime.deadlines); a call past it
+    fails its episodes. Not part of the run's identity; ``--call-timeout`` overrides it."""
 
     _check_isolation = field_validator("isolation")(lambda v: _isolation(v))
 

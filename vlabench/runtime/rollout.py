@@ -6,7 +6,8 @@ queue of chunked actions (``n_action_steps``), scheduled by the run's inference 
 finished slot take the next episode at once, without disturbing the others, and lets every
 failure stay with its episode: a policy or env exception, a non-finite action or an action of
 the wrong shape fails that episode with a recorded reason, never the run. Out-of-bounds
-actions are clipped and counted.
+actions are clipped and counted. Every policy and env call is bracketed on the run's
+:class:`~vlabench.runtime.deadlines.CallClock`, which bounds how long it may take.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from vlabench.api import (
     Policy,
 )
 from vlabench.runtime.adapters import AdapterPipeline
+from vlabench.runtime.deadlines import NO_CLOCK, Bracket, CallClock, CallTimeout
 from vlabench.runtime.inference import ActionSchedule, InferenceConfig
 
 
@@ -147,8 +149,14 @@ class Rollout:
         on_episode: Callable[[EpisodeRecord], None],
         adapters: AdapterPipeline | None = None,
         metrics: Sequence[Callable[[list[dict[str, Any]]], dict[str, float]]] = (),
+        clock: CallClock | None = None,
+        on_start: Callable[[EpisodeSpec], None] | None = None,
     ) -> None:
         self.make_env = make_env
+        self.clock = clock
+        """Every policy and env call is bracketed on it (see :mod:`~vlabench.runtime.deadlines`)."""
+        self.on_start = on_start
+        """Told of each episode as it starts (before its env is reset)."""
         self.policy = policy
         self.settings = settings
         self.on_episode = on_episode
@@ -166,9 +174,22 @@ class Rollout:
         else:
             self.chunk_length = settings.n_action_steps
 
+    def _call(self, kind: str, slots: Sequence[_Slot]) -> Any:
+        """The bracket of one call on the clock, naming the slots' episodes and steps."""
+        if self.clock is None:
+            return NO_CLOCK
+        entries = [(s.spec.episode_index, s.step) for s in slots if s.spec is not None]
+        return Bracket(self.clock, kind, entries)
+
+    def _close(self, env: Any) -> None:
+        with contextlib.suppress(CallTimeout), self._call("env.close", ()):
+            _close_quietly(env)
+
     # -- episode lifecycle -------------------------------------------------------------
     def _start(self, slot: _Slot, spec: EpisodeSpec) -> bool:
         """Reset the slot's env for ``spec``; on failure the episode is recorded as failed."""
+        if self.on_start is not None:
+            self.on_start(spec)
         slot.spec, slot.step, slot.reward_sum = spec, 0, 0.0
         slot.success_ever = slot.success_last = False
         slot.success_step = None
@@ -188,13 +209,18 @@ class Rollout:
         options = {} if spec.init_state_id is None else {"init_state_id": spec.init_state_id}
         try:
             if slot.env is None:
-                slot.env = self.make_env()
+                with self._call("env.make", (slot,)):
+                    slot.env = self.make_env()
                 observe = getattr(slot.env, CHUNK_OBSERVER, None)
                 slot.observe = observe if callable(observe) else None
-            obs, _ = slot.env.reset(seed=spec.seed, options=options)
-            noop = self.settings.noop_action
-            for _ in range(self.settings.settle_steps):
-                obs, *_ = slot.env.step(np.asarray(noop, dtype=np.float32))
+            with self._call("env.reset", (slot,)):
+                obs, _ = slot.env.reset(seed=spec.seed, options=options)
+                noop = self.settings.noop_action
+                for _ in range(self.settings.settle_steps):
+                    obs, *_ = slot.env.step(np.asarray(noop, dtype=np.float32))
+        except CallTimeout as exc:
+            self._finish(slot, str(exc), broken_env=True)
+            return False
         except Exception as exc:
             self._finish(slot, f"env reset raised {type(exc).__name__}: {exc}", broken_env=True)
             return False
@@ -237,7 +263,7 @@ class Rollout:
         )
         slot.spec = None
         if broken_env and slot.env is not None:
-            _close_quietly(slot.env)
+            self._close(slot.env)
             slot.env = None
         self.on_episode(record)
 
@@ -300,13 +326,14 @@ class Rollout:
         try:
             batch = self._batch(slots)
             start = time.perf_counter()
-            if self.chunked:
-                out = self.policy.predict_action_chunk(batch)
-            else:
-                out = self.policy.select_action(batch)
+            with self._call("policy.predict", slots):
+                if self.chunked:
+                    out = self.policy.predict_action_chunk(batch)
+                else:
+                    out = self.policy.select_action(batch)
             elapsed_ms = 1000 * (time.perf_counter() - start)
             actions = _as_chunks(out, len(slots), self.chunked)
-        except _ShapeError as exc:
+        except (_ShapeError, CallTimeout) as exc:
             for slot in slots:
                 self._finish(slot, str(exc))
             return
@@ -342,7 +369,11 @@ class Rollout:
                 continue
             if slot.observe is not None:
                 try:
-                    slot.observe(chunk)
+                    with self._call("env.step", (slot,)):
+                        slot.observe(chunk)
+                except CallTimeout as exc:
+                    self._finish(slot, str(exc), broken_env=True)
+                    continue
                 except Exception as exc:
                     self._finish(slot, f"env {CHUNK_OBSERVER} raised {type(exc).__name__}: {exc}")
                     continue
@@ -373,7 +404,11 @@ class Rollout:
         slot.clipped += clipped
         start = time.perf_counter()
         try:
-            obs, reward, terminated, truncated, info = slot.env.step(action)
+            with self._call("env.step", (slot,)):
+                obs, reward, terminated, truncated, info = slot.env.step(action)
+        except CallTimeout as exc:
+            self._finish(slot, str(exc), broken_env=True)
+            return
         except Exception as exc:
             self._finish(slot, f"env step raised {type(exc).__name__}: {exc}", broken_env=True)
             return
@@ -427,7 +462,7 @@ class Rollout:
         finally:
             for slot in slots:
                 if slot.env is not None:
-                    _close_quietly(slot.env)
+                    self._close(slot.env)
 
 
 class _ShapeError(ValueError):
