@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from vlabench.cli.app import Context, app, console, context, fail
+from vlabench.cli.options import in_range
 
 
 def print_board(c: Context, **filters: Any) -> None:
@@ -21,6 +22,7 @@ def print_board(c: Context, **filters: Any) -> None:
 _DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 _SINCE = typer.Option(metavar="DATE", formats=_DATE_FORMATS, help="Runs created on or after.")
 _UNTIL = typer.Option(metavar="DATE", formats=_DATE_FORMATS, help="Runs created before.")
+_CONFIDENCE = in_range("--confidence", 0, 1, open_low=True, open_high=True)
 
 
 @app.command("leaderboard")
@@ -58,7 +60,9 @@ def leaderboard_cmd(
     interval: Annotated[
         str, typer.Option(help="wilson | clopper-pearson | bootstrap (stratified by task).")
     ] = "wilson",
-    confidence: Annotated[float, typer.Option(help="Interval confidence level.")] = 0.95,
+    confidence: Annotated[
+        float, typer.Option(help="Interval confidence level, in (0, 1).", callback=_CONFIDENCE)
+    ] = 0.95,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
     """Success rate per policy and suite (or task), with n and a 95% interval.
@@ -79,8 +83,6 @@ def leaderboard_cmd(
     by = "group" if group else by
     if interval not in INTERVALS:
         raise fail(f"--interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
-    if not 0 < confidence < 1:
-        raise fail(f"--confidence must be in (0, 1), got {confidence}")
     specs = exporters(c.catalog())
     if not fmt:
         by_suffix = {spec.suffix: name for name, spec in specs.items()}
@@ -134,7 +136,9 @@ def compare_cmd(
     a: Annotated[str, typer.Argument(help="Policy A (as in the leaderboard's policy column).")],
     b: Annotated[str, typer.Argument(help="Policy B.")],
     suite: Annotated[list[str] | None, typer.Option(help="Only these suites.")] = None,
-    confidence: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
+    confidence: Annotated[
+        float, typer.Option(help="Confidence level, in (0, 1).", callback=_CONFIDENCE)
+    ] = 0.95,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Paired comparison of A and B on the same episodes (suite, task, seed, init state).
@@ -148,8 +152,6 @@ def compare_cmd(
     from vlabench.report.compare import CompareError, compare
     from vlabench.report.terminal import comparison_table
 
-    if not 0 < confidence < 1:
-        raise fail(f"--confidence must be in (0, 1), got {confidence}")
     try:
         result = compare(context(ctx).store(), a, b, suite=suite, confidence=confidence)
     except CompareError as exc:
@@ -306,11 +308,29 @@ def _show_run(c: Context, run_id: int, episodes: bool) -> None:
         if run.get(key):
             lines.append(f"  {key}: {run[key]}")
     lines.append(f"  protocol: {json.dumps(run['protocol'], sort_keys=True)}")
+    # the protocol hash covers the env and its options too: two hashes, visibly two protocols
+    env_options = (run.get("config") or {}).get("env_options", {})
+    lines.append(
+        f"  env options (part of the protocol, env {run['env']}): "
+        f"{json.dumps(env_options, sort_keys=True)}"
+    )
     lines.append(f"  versions: {json.dumps(run['versions'], sort_keys=True)}")
-    for line in lines:  # user strings: no rich markup
-        out.print(line, markup=False)
+    if code := _plugin_code(run.get("versions") or {}):
+        lines.append(f"  plugin code (the run is only extended with this code): {code}")
+    for line in lines:  # user strings: no rich markup; JSON kept whole, to be copied
+        out.print(line, markup=False, soft_wrap=True)
     if episodes:
         _print_episodes(store.episodes(run_id))
+
+
+def _plugin_code(versions: dict[str, Any]) -> str:
+    """``example 0.1.0 source 1a2b3c4d5e6f7a8b, pusht 0.1.0``: the plugin versions a run
+    stored, with the source fingerprint of those installed from a local folder."""
+    sources = versions.get("plugin_sources") or {}
+    return ", ".join(
+        f"{name} {version or '?'}" + (f" source {sources[name]}" if name in sources else "")
+        for name, version in sorted((versions.get("plugins") or {}).items())
+    )
 
 
 def _cell(value: Any) -> str:

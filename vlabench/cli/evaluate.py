@@ -44,13 +44,15 @@ def check_cmd(
         raise fail(str(exc)) from None
     except Exception as exc:  # a plugin's describe/interface refused (e.g. an unarmed robot)
         raise fail(f"cannot check the pair: {type(exc).__name__}: {exc}") from None
-    out = console()
+    from rich.text import Text
+
+    out = console()  # no markup: names and mismatches print as they are
     if result.adapters:
         out.print(f"adapters: {' -> '.join(result.adapters)}")
     if result.ok:
-        out.print(f"[green]compatible[/]: {policy} on {target}")
+        out.print(Text.assemble(("compatible", "green"), f": {policy} on {target}"))
         return
-    out.print(f"[red]incompatible[/]: {policy} on {target}")
+    out.print(Text.assemble(("incompatible", "red"), f": {policy} on {target}"))
     for mismatch in result.mismatches:
         out.print(f"  - {mismatch}")
     raise typer.Exit(1)
@@ -107,12 +109,13 @@ def _execute(
         )
     except (RegistryError, ValueError) as exc:
         raise fail(str(exc)) from None
+    from rich.text import Text
+
     out = console()
     for pair in pairs:
         if not pair.runnable:
-            out.print(
-                f"[yellow]{pair.policy.name} × {pair.suite}: {pair.status}:[/] {pair.reason}",
-            )
+            head = f"{pair.policy.name} × {pair.suite}: {pair.status}:"
+            out.print(Text.assemble((head, "yellow"), f" {pair.reason}"))
     if dry_run:
         print_plan(c, pairs, chosen)
         return []
@@ -124,12 +127,14 @@ def _execute(
         )
         try:
             return runner.run_pairs(pairs)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (exit_code 143/129)
             out.print(
-                "[yellow]interrupted[/]: finished episodes are stored; "
-                "run the same command again to resume"
+                Text.assemble(
+                    ("interrupted", "yellow"),
+                    ": finished episodes are stored; run the same command again to resume",
+                )
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
 
 def task_groups(reg: "Registry") -> dict[str, tuple[str, list[str]]]:
@@ -180,6 +185,7 @@ def run_cmd(
     record_video: Annotated[int, opts.RECORD_VIDEO] = 0,
     video_dir: Annotated[Path | None, opts.VIDEO_DIR] = None,
     torch_threads: Annotated[int | None, opts.TORCH_THREADS] = None,
+    call_timeout: Annotated[float | None, opts.CALL_TIMEOUT] = None,
     executor: Annotated[str | None, opts.EXECUTOR] = None,
     workers: Annotated[int | None, opts.WORKERS] = None,
     address: Annotated[str | None, opts.ADDRESS] = None,
@@ -213,6 +219,7 @@ def run_cmd(
         video_dir=video_dir,
         armed=armed,
         torch_threads=torch_threads,
+        call_timeout_s=call_timeout,
     )
     results = _execute(
         c,
@@ -258,7 +265,10 @@ def interleave_cmd(
         list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
     ] = None,
     order: Annotated[str, typer.Option(help="abba | alternate | random")] = "abba",
-    seed: Annotated[int, typer.Option(help="Seed of the random order.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(help="Seed of the random order, >= 0.", callback=opts.in_range("--seed", 0)),
+    ] = 0,
 ) -> None:
     """Compare policies episode by episode in interleaved order (fair on a real robot).
 
@@ -303,9 +313,9 @@ def interleave_cmd(
         for i in range(len(pairs[0].runs)):  # one task at a time, the same for every policy
             configs = [pair.runs[i] for pair in pairs]
             results += run_interleaved(configs, runner.run_config, order, seed)  # type: ignore[arg-type]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (exit_code 143/129)
         print("interrupted: finished episodes are stored; run it again to resume", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
     runs = {r.run_id: r for r in results}  # the latest result of each run
     new = sum(r.new_episodes for r in results)
     failed = [r for r in runs.values() if r.status == "failed"]
@@ -336,6 +346,7 @@ def matrix_cmd(
     record_video: Annotated[int, opts.RECORD_VIDEO] = 0,
     video_dir: Annotated[Path | None, opts.VIDEO_DIR] = None,
     torch_threads: Annotated[int | None, opts.TORCH_THREADS] = None,
+    call_timeout: Annotated[float | None, opts.CALL_TIMEOUT] = None,
     executor: Annotated[str, opts.EXECUTOR] = "processes",
     workers: Annotated[int | None, opts.WORKERS] = None,
     address: Annotated[str | None, opts.ADDRESS] = None,
@@ -366,7 +377,8 @@ def matrix_cmd(
         policies, suites = policies or preset.policies, suites or preset.suites
         episodes = episodes or preset.episodes
     settings = opts.execution_settings(
-        c, record_video=record_video, video_dir=video_dir, torch_threads=torch_threads
+        c, record_video=record_video, video_dir=video_dir, torch_threads=torch_threads,
+        call_timeout_s=call_timeout,
     )
     results = _execute(
         c,

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 import typer
 
 from vlabench.cli.app import app, context, fail, load_registry
+from vlabench.cli.options import in_range
 
 serve_app = typer.Typer(
     help="Serve a policy or env over WebSocket for `--policy remote://host:port` / suites "
@@ -13,7 +14,9 @@ serve_app = typer.Typer(
 )
 app.add_typer(serve_app, name="serve")
 _HOST = typer.Option("--host", help="Address to bind (loopback unless --allow-remote).")
-_PORT = typer.Option("--port", help="Port (0 picks a free one).")
+_PORT = typer.Option(
+    "--port", help="Port, 0 to 65535 (0 picks a free one).", callback=in_range("--port", 0, 65535)
+)
 _ALLOW = typer.Option("--allow-remote", help="Allow a non-loopback --host (needs --token).")
 _TOKEN = typer.Option(
     "--token", envvar="VLABENCH_TOKEN", help="Shared token clients must send (VLABENCH_TOKEN)."
@@ -48,7 +51,11 @@ def serve_policy_cmd(
     allow_remote: Annotated[bool, _ALLOW] = False,
     token: Annotated[str | None, _TOKEN] = None,
     batch_wait_ms: Annotated[
-        float, typer.Option(help="Gather concurrent requests for up to this long.")
+        float,
+        typer.Option(
+            help="Gather concurrent requests for up to this long, >= 0 ms.",
+            callback=in_range("--batch-wait-ms", 0),
+        ),
     ] = 2.0,
 ) -> None:
     """Serve a policy: clients run `vlabench run --policy remote://HOST:PORT ...`.

@@ -55,12 +55,14 @@ def print_plan(c: Context, pairs: list[Any], executor: Any) -> None:
 
 def print_results(results: list[Any]) -> None:
     """How many runs, new episodes and failures, then each failure with its error."""
+    from rich.text import Text
+
     out = console()
     new = sum(r.new_episodes for r in results)
     failed = [r for r in results if r.status == "failed"]
     out.print(f"{len(results)} run(s), {new} new episode(s) stored, {len(failed)} failed")
-    for r in failed:
-        out.print(f"[red]failed[/] {r.label}: {r.error}")
+    for r in failed:  # label and error are user strings: Text, never markup
+        out.print(Text.assemble(("failed", "red"), f" {r.label}: {r.error}"))
 
 
 def print_latency(c: Context, results: list[Any]) -> None:

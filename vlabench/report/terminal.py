@@ -13,14 +13,17 @@ if TYPE_CHECKING:
 
 
 def board_table(board: Board) -> Any:
-    """A ``rich.table.Table``: rank, policies as rows, suite/protocol columns, rate [CI] n."""
+    """A ``rich.table.Table``: rank, policies as rows, suite/protocol columns, rate [CI] n.
+
+    Every string is a ``Text`` (never markup), whichever console prints it: names, filters,
+    protocols and reasons are user strings (``[/oops]`` would raise ``MarkupError``)."""
     from rich.table import Table
     from rich.text import Text
 
     filters = ", ".join(f"{k}={v}" for k, v in board.filters.items())
     table = Table(
-        title="vlabench leaderboard" + (f" ({filters})" if filters else ""),
-        caption=caption(board),
+        title=Text("vlabench leaderboard" + (f" ({filters})" if filters else "")),
+        caption=Text(caption(board)),
     )
     table.add_column("rank", justify="right")
     table.add_column("policy", style="bold")
@@ -32,13 +35,13 @@ def board_table(board: Board) -> Any:
             text = cell_text(cell)
             if cell is not None and cell.rank is not None:
                 text += f" #{rank_text(cell.rank, cell.tied)}"
-            if cell is not None and cell.errors:
-                text += f" ({cell.errors} errors)"
             style = "yellow" if cell is not None and cell.status != "ok" else ""
             cells.append(Text(text, style=style))
         table.add_row(Text(rank_text(row.rank, row.tied)), Text(row.policy), *cells)
     if not board.rows:
-        table.caption = "the store has no runs yet: try `vlabench run --policy noop --suite pusht`"
+        table.caption = Text(
+            "the store has no runs yet: try `vlabench run --policy noop --suite pusht`"
+        )
     return table
 
 
