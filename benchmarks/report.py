@@ -217,7 +217,7 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: list[str], qu
         "",
         "`benchmarks/profile_rollout.py`: the vlabench side of one run under pyinstrument; "
         "shares of self time by group (builtins count with their caller) and the top "
-        "functions. Proposed changes to the loop: `/work/helpers/13_rollout_findings.md`.",
+        "functions; the raw numbers are in `benchmarks/latest.json`.",
         "",
     ]
     for case, prof in pr.items():

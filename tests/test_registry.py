@@ -20,7 +20,9 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_default_registry_is_valid_and_has_the_default_matrix() -> None:
     reg = load_registry()
     assert {"pusht", "pusht_quick"} <= set(reg.suites)
-    assert reg.matrix("default").suites == ["pusht_quick"]
+    default = reg.matrix("default")  # the demo: policies that really differ (tests/test_demo.py)
+    assert default.suites == ["metaworld_mt10"]
+    assert {"metaworld-expert", "random", "noop"} <= set(default.policies)
 
 
 def test_user_files_merge_later_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
