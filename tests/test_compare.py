@@ -11,7 +11,12 @@ from conftest import CLI
 from test_report import PUSHT, add_run
 
 from vlabench import stats
-from vlabench.report.compare import CompareError, compare
+from vlabench.report.compare import (
+    CompareError,
+    compare,
+    exact_difference_interval,
+    pairs_needed,
+)
 from vlabench.store import Store, open_store
 
 # outcomes per task, 20 episodes each: A clearly better on t1, equal on t2, slightly on t3
@@ -46,7 +51,8 @@ def test_per_task_tables_tests_and_intervals(store: Store) -> None:
     for t in result.tasks:
         table = [[t.table.both, t.table.only_a], [t.table.only_b, t.table.neither]]
         assert t.p_value == pytest.approx(mcnemar(table, exact=True).pvalue)
-        assert (t.low, t.high) == stats.paired_difference_interval(t.table)
+        assert (t.low, t.high) == exact_difference_interval(t.table)
+        assert t.significant == (t.low > 0 or t.high < 0)  # one rule: test and interval agree
     assert t1.significant and not t2.significant and not t3.significant
     assert result.table.n == 60 and result.unpaired_b == 5 and result.unpaired_a == 0
     assert result.difference == pytest.approx((0.7 + 0.0 + 0.1) / 3)
@@ -58,7 +64,7 @@ def test_verdict_in_plain_language(store: Store) -> None:
     verdict = compare(store, "alpha", "beta").verdict()
     assert re.fullmatch(
         r"alpha better than beta on 1 of 3 tasks at 95%; overall \+26\.7 pts "
-        r"\[\+\d+\.\d, \+\d+\.\d\] \(alpha better\); McNemar p=0\.0\d+ over 60 pairs",
+        r"\[\+\d+\.\d, \+\d+\.\d\] \(alpha better\), McNemar p=0\.0\d+ over 60 pairs",
         verdict,
     ), verdict
     reverse = compare(store, "beta", "alpha").verdict()
@@ -103,4 +109,57 @@ def test_single_task_overall_uses_newcombe(store: Store) -> None:
     single = compare(store, "solo", "beta")
     [t1] = single.tasks
     assert (single.difference, single.low, single.high) == (t1.difference, t1.low, t1.high)
-    assert single.as_dict()["overall"]["interval"].startswith("Newcombe")
+    assert single.as_dict()["overall"]["interval"].startswith("exact, matching McNemar")
+
+
+def test_exact_interval_agrees_with_the_test_on_every_table() -> None:
+    """The decision (exact McNemar p < alpha) and the interval shown (excluding 0) never
+    disagree, on every 2x2 table of up to 12 pairs, at three levels."""
+    for confidence in (0.9, 0.95, 0.99):
+        for n in range(1, 13):
+            for only_a in range(n + 1):
+                for only_b in range(n + 1 - only_a):
+                    table = stats.PairedTable(0, only_a, only_b, n - only_a - only_b)
+                    low, high = exact_difference_interval(table, confidence)
+                    decides = stats.mcnemar_exact(only_a, only_b) < 1 - confidence
+                    assert decides == (low > 1e-12 or high < -1e-12), (table, confidence)
+                    assert low <= table.difference <= high
+    assert pairs_needed(0.95) == 6 and stats.mcnemar_exact(5, 0) == 0.0625
+    assert stats.mcnemar_exact(6, 0) < 0.05
+
+
+def five_pairs(store: Store) -> None:
+    """metaworld-expert vs random: 10 tasks, 5 paired episodes each, always vs never."""
+    for i in range(10):
+        add_run(store, "expert", "mt10", f"task-{i}", PUSHT, "aaaaaa11", "s" * 5)
+        add_run(store, "random", "mt10", f"task-{i}", PUSHT, "aaaaaa11", "f" * 5)
+
+
+def test_verdict_agrees_with_intervals_and_marks_too_few_pairs(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'five.db'}") as s:
+        five_pairs(s)
+        result = compare(s, "expert", "random")
+    for t in result.tasks:
+        assert t.table.n == 5 and t.p_value == 0.0625 and not t.significant and t.too_few
+        assert t.low <= 0 < t.high  # the interval beside it does not exclude 0 either
+    verdict = result.verdict()
+    assert verdict.startswith("expert better than random on 0 of 10 tasks at 95%;")
+    assert "10 of 10 tasks have too few pairs for the test ever to decide" in verdict
+    assert "needs >= 6 pairs per task" in verdict
+    # pooled over tasks, 50 discordant pairs one way: the test and its interval both decide
+    assert result.significant and result.low > 0 and "(expert better)" in verdict
+
+
+def test_cli_compare_prints_rule_marks_and_verdict_once(cli: CLI) -> None:
+    with cli.store() as s:
+        five_pairs(s)
+    cli.env["COLUMNS"] = "80"  # a non-TTY console: rich takes its width from COLUMNS
+    out = cli("compare", "expert", "random").stdout
+    assert out.count("better than random on") == 1, out
+    words = " ".join(out.split())  # the legend wraps at 80 columns
+    assert "rule: a difference counts where exact McNemar p < 0.05" in words
+    assert "fewer than 6 pairs, too few for the test ever to decide" in words
+    assert out.count("0.0625 †") == 10
+    for line in out.splitlines():
+        assert len(line) <= 80, line
+    assert out.count("+100.0 [-4.4, +100.0]") == 10, out

@@ -1,13 +1,17 @@
 """Paired comparison of two policies on the same episodes (``vlabench compare A B``).
 
 Episodes of A and B are paired by (suite, protocol, task, episode index, seed, init state):
-the same start for both, so the comparison is paired, never across protocols. Per task:
-McNemar's exact test on the discordant pairs and Newcombe's hybrid score interval for the
-difference of success rates. Overall: McNemar on the discordant pairs of every task (the
-test is conditional on each pair, so pooling tasks keeps it exact) and the mean over tasks
-of the per-task difference with a stratified paired bootstrap interval (strata = tasks,
-seed 0; with a single task, Newcombe's interval). Per-task tests are not corrected for
-multiplicity. Errored episodes count as failures, as on the leaderboard.
+the same start for both, so the comparison is paired, never across protocols.
+
+One decision rule, per task and overall: A and B differ where McNemar's exact test on the
+discordant pairs gives p < 1 - confidence. The interval shown beside it is the exact one that
+matches the test (:func:`exact_difference_interval`: the Clopper-Pearson interval of A's share
+of the discordant pairs, as a difference of success rates); it excludes 0 exactly when the test
+decides, so the verdict and the intervals never disagree. With n pairs the test can never
+decide below :func:`pairs_needed` (6 at 95%, every pair going one way): such a task is marked.
+Overall: the same test and interval on the pairs of every task pooled (the test is
+conditional on each pair, so pooling tasks keeps it exact). Per-task tests are not corrected
+for multiplicity. Errored episodes count as failures, as on the leaderboard.
 """
 
 from __future__ import annotations
@@ -22,6 +26,35 @@ from vlabench.report.identity import policy_identity, policy_labels
 
 if TYPE_CHECKING:
     from vlabench.store import Store
+
+
+RULE = (
+    "a difference counts where exact McNemar p < {alpha:g}, i.e. where its exact interval "
+    "(conditional on the discordant pairs) excludes 0"
+)
+
+
+def exact_difference_interval(
+    table: stats.PairedTable, confidence: float = 0.95
+) -> tuple[float, float]:
+    """The interval for ``rate_a - rate_b`` that matches McNemar's exact test: with ``d``
+    discordant pairs of ``n``, the difference is ``(2 theta - 1) d / n`` where theta is A's
+    share of the discordant pairs, bounded by its Clopper-Pearson interval. It excludes 0
+    exactly when the two-sided exact p < 1 - confidence; ``(0, 0)`` with no discordant pair."""
+    d = table.only_a + table.only_b
+    if d == 0:
+        return 0.0, 0.0
+    low, high = stats.clopper_pearson_interval(table.only_a, d, confidence)
+    return (2 * low - 1) * d / table.n, (2 * high - 1) * d / table.n
+
+
+def pairs_needed(confidence: float = 0.95) -> int:
+    """The fewest pairs with which the exact McNemar test can decide at all (every pair
+    discordant, all one way: p = 2 / 2**n): 6 at 95%."""
+    n = 1
+    while 2.0 * 0.5**n >= 1.0 - confidence:
+        n += 1
+    return n
 
 
 class CompareError(ValueError):
@@ -43,6 +76,13 @@ class TaskComparison:
     high: float
     p_value: float
     significant: bool
+
+    @property
+    def too_few(self) -> bool:
+        """Whether the test could never decide with this many pairs, whatever their outcomes."""
+        return self.table.n < pairs_needed(1.0 - self.alpha)
+
+    alpha: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -70,8 +110,22 @@ class Comparison:
     def b_better(self) -> int:
         return sum(1 for t in self.tasks if t.significant and t.difference < 0)
 
+    @property
+    def too_few(self) -> int:
+        """How many tasks have too few pairs for the test ever to decide."""
+        return sum(1 for t in self.tasks if t.too_few)
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 1.0 - self.confidence
+
+    def rule(self) -> str:
+        """The decision rule, in words."""
+        return RULE.format(alpha=round(1.0 - self.confidence, 6))
+
     def verdict(self) -> str:
-        """``A better than B on 3 of 10 tasks at 95%; overall +6.2 pts [+1.1, +11.0]``."""
+        """``A better than B on 3 of 10 tasks at 95%; overall +6.2 pts [+1.1, +11.0] (A
+        better), McNemar p=0.003 over 200 pairs``, then the tasks too small to decide."""
         level = f"{round(100 * self.confidence)}%"
         n = len(self.tasks)
         parts = [f"{self.a} better than {self.b} on {self.a_better} of {n} tasks at {level}"]
@@ -81,14 +135,18 @@ class Comparison:
             f"overall {100 * self.difference:+.1f} pts "
             f"[{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
         )
-        if self.low > 0:
+        if self.significant and self.difference > 0:
             overall += f" ({self.a} better)"
-        elif self.high < 0:
+        elif self.significant and self.difference < 0:
             overall += f" ({self.b} better)"
         else:
             overall += " (no significant difference)"
-        parts.append(overall)
-        parts.append(f"McNemar p={self.p_value:.3g} over {self.table.n} pairs")
+        parts.append(overall + f", McNemar p={self.p_value:.3g} over {self.table.n} pairs")
+        if self.too_few:
+            parts.append(
+                f"{self.too_few} of {n} tasks have too few pairs for the test ever to decide "
+                f"(needs >= {pairs_needed(self.confidence)} pairs per task)"
+            )
         return "; ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,10 +165,11 @@ class Comparison:
                 "ci_low": self.low,
                 "ci_high": self.high,
                 "p_value": self.p_value,
-                "interval": "stratified paired bootstrap over tasks (seed 0)"
-                if len(self.tasks) > 1
-                else "Newcombe hybrid score (paired, method 10)",
+                "significant": self.significant,
+                "interval": INTERVAL,
             },
+            "rule": self.rule(),
+            "pairs_needed": pairs_needed(self.confidence),
             "tasks": [
                 {
                     "suite": t.suite,
@@ -126,13 +185,17 @@ class Comparison:
                     "ci_high": t.high,
                     "p_value": t.p_value,
                     "significant": t.significant,
-                    "interval": "Newcombe hybrid score (paired, method 10)",
+                    "too_few_pairs": t.too_few,
+                    "interval": INTERVAL,
                 }
                 for t in self.tasks
             ],
             "unpaired": {"a": self.unpaired_a, "b": self.unpaired_b},
             "notes": list(self.notes),
         }
+
+
+INTERVAL = "exact, matching McNemar (Clopper-Pearson on the discordant pairs)"
 
 
 def _select(runs: list[dict[str, Any]], who: str) -> list[dict[str, Any]]:
@@ -214,7 +277,7 @@ def compare(
     tasks = []
     for (suite_name, protocol_hash, task), counts in sorted(cells.items()):
         table = stats.PairedTable(*counts)
-        low, high = stats.paired_difference_interval(table, confidence)
+        low, high = exact_difference_interval(table, confidence)
         p = stats.mcnemar_exact(table.only_a, table.only_b)
         label = suite_name
         if len(protocols_per_suite[suite_name]) > 1:
@@ -232,17 +295,14 @@ def compare(
                 high,
                 p,
                 p < alpha,
+                alpha,
             )
         )
     total = stats.PairedTable(0, 0, 0, 0)
     for t in tasks:
         total = total + t.table
-    if len(tasks) == 1:  # one stratum: Newcombe's interval beats a bootstrap at small n
-        difference, low, high = tasks[0].difference, tasks[0].low, tasks[0].high
-    else:
-        difference, low, high = stats.paired_bootstrap_difference(
-            [t.table for t in tasks], confidence
-        )
+    difference = total.difference
+    low, high = exact_difference_interval(total, confidence)
     notes = []
     unpaired_a, unpaired_b = len(out_a) - len(shared), len(out_b) - len(shared)
     if unpaired_a or unpaired_b:

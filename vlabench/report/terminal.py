@@ -4,59 +4,205 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vlabench.report.formats import caption, cell_text, rank_text
-from vlabench.report.model import Board
+from vlabench.report.board import rank_scope
+from vlabench.report.formats import MISSING, caption, rank_text
+from vlabench.report.model import Board, Cell, Row
 
 if TYPE_CHECKING:
     from vlabench.report.compare import Comparison
     from vlabench.report.latency import LatencyCost
 
 
+ERRORED = "err"
+"""The compact cell's mark for episodes ended by an error: ``n=50, 1 err``."""
+
+
+def compact_cell(cell: Cell | None) -> str:
+    """A board cell for the terminal: ``98 [90,100] n=50``, ``, 1 err`` when episodes ended
+    by an error, `` #1``/`` #=2`` its rank in the column; ``—`` never run."""
+    if cell is None:
+        return MISSING
+    n = f"n={cell.n}" + (f", {cell.errors} {ERRORED}" if cell.errors else "")
+    rank = "" if cell.rank is None else f" #{rank_text(cell.rank, cell.tied)}"
+    low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
+    if cell.status == "ok" and cell.column.metric and cell.value is not None:
+        return f"{cell.value:.3g} [{low:.3g},{high:.3g}] {n}{rank}"
+    if cell.status == "ok" and cell.rate is not None:
+        return f"{100 * cell.rate:.0f} [{100 * low:.0f},{100 * high:.0f}] {n}{rank}"
+    return cell.status  # its reason is listed under the table (see notes)
+
+
+def notes(board: Board) -> list[str]:
+    """The reasons of cells without results, once each: ``policy on column: status: reason``."""
+    lines = [
+        f"{row.policy} on {cell.column.label}: {cell.status}: {cell.reason}"
+        for row in board.rows for cell in row.cells if cell is not None and cell.reason
+    ]
+    return list(dict.fromkeys(lines))
+
+
+def overall_rank_text(board: Board, row: Row) -> str:
+    """The row's overall rank; ``*`` when ranked only among rows run on the same columns,
+    fewer than all of them."""
+    text = rank_text(row.rank, row.tied)
+    full = frozenset().union(*(rank_scope(r) for r in board.rows)) if board.rows else frozenset()
+    if row.rank is not None and rank_scope(row) != full:
+        text += "*"
+    return text
+
+
+def legend(board: Board) -> list[str]:
+    """What every mark of the terminal board means."""
+    lines = [
+        caption(board),
+        f"cell: success % [{board.interval_label}] in whole % n=episodes; "
+        f"', k {ERRORED}': k episodes ended by an error (counted as failures)",
+        "#k: rank in the column = 1 + cells whose interval lies entirely above; "
+        "=k: tied (intervals overlap); — : not run there / not ranked",
+        "rank: overall, on the row mean [interval], only among policies run on the same "
+        "columns; k*: among those with fewer than all columns; — alone on its columns "
+        "(see its #k per column)",
+    ]
+    return lines
+
+
 def board_table(board: Board) -> Any:
-    """A ``rich.table.Table``: rank, policies as rows, suite/protocol columns, rate [CI] n.
+    """The board for a terminal, in a layout it chooses at print time for the console's width
+    (a non-TTY console is ``COLUMNS`` or 80 wide): one wide table (rank, policy, a column
+    per suite/task) when it fits whole; else a long table, one row per column x policy,
+    after the overall ranks. Numbers never wrap nor get cut (cells are ``no_wrap``); names
+    and reasons fold. The legend below explains every mark.
 
     Every string is a ``Text`` (never markup), whichever console prints it: names, filters,
     protocols and reasons are user strings (``[/oops]`` would raise ``MarkupError``)."""
-    from rich.table import Table
+    return _BoardView(board)
+
+
+def short_labels(board: Board) -> tuple[str, list[str]]:
+    """The columns' labels without the ``suite/`` that every one of them starts with (a
+    board ``--by task`` of one suite), and that prefix ("" when they do not share one)."""
+    labels = [c.label for c in board.columns]
+    suites = {c.suite for c in board.columns}
+    if len(suites) == 1:
+        prefix = f"{next(iter(suites))}/"
+        if all(label.startswith(prefix) and label != prefix for label in labels):
+            return prefix, [label.removeprefix(prefix) for label in labels]
+    return "", labels
+
+
+class _BoardView:
+    def __init__(self, board: Board) -> None:
+        self.board = board
+        self.prefix, self.labels = short_labels(board)
+
+    def title(self) -> Any:
+        from rich.text import Text
+
+        filters = ", ".join(f"{k}={v}" for k, v in self.board.filters.items())
+        return Text("vlabench leaderboard" + (f" ({filters})" if filters else ""))
+
+    def wide(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        board = self.board
+        table = Table(title=self.title())
+        table.add_column("rank", justify="right", no_wrap=True)
+        table.add_column("policy", style="bold", overflow="fold")
+        if self.prefix:
+            table.title = Text(f"{table.title} - columns: tasks of {self.prefix[:-1]}")
+        for label in self.labels:
+            table.add_column(Text(label), justify="right", no_wrap=True)
+        for row in board.rows:
+            cells = [_styled(c) for c in row.cells]
+            table.add_row(Text(overall_rank_text(board, row)), Text(row.policy), *cells)
+        return table
+
+    def long(self) -> list[Any]:
+        from rich.table import Table
+        from rich.text import Text
+
+        board = self.board
+        level = f"{round(100 * board.confidence)}%"
+        ranks = Table(title=self.title())
+        ranks.add_column("rank", justify="right", no_wrap=True)
+        ranks.add_column("policy", style="bold", overflow="fold")
+        ranks.add_column(Text(f"mean % [{level}]"), justify="right", no_wrap=True)
+        ranks.add_column("columns", justify="right", no_wrap=True)
+        total = len([c for c in board.columns if not c.metric])
+        for row in board.rows:
+            mean = "—" if row.mean_rate is None else f"{100 * row.mean_rate:.0f}"
+            if row.mean_low is not None and row.mean_high is not None:
+                mean += f" [{100 * row.mean_low:.0f},{100 * row.mean_high:.0f}]"
+            ranks.add_row(
+                Text(overall_rank_text(board, row)), Text(row.policy), mean,
+                f"{len(rank_scope(row))} of {total}",
+            )
+        of = f": tasks of {self.prefix[:-1]}" if self.prefix else ""
+        cells = Table(title=Text(f"per column ({len(board.columns)} columns{of})"))
+        cells.add_column("column", overflow="fold")
+        cells.add_column("policy", style="bold", overflow="fold")
+        cells.add_column(Text("success % [interval] n #rank"), justify="right", no_wrap=True)
+        for i in range(len(board.columns)):
+            shown = [r for r in board.rows if r.cells[i] is not None]
+            shown.sort(key=lambda r: (r.cells[i].rank is None, r.cells[i].rank or 0))  # type: ignore[union-attr]
+            for j, row in enumerate(shown):
+                cells.add_row(
+                    Text(self.labels[i] if j == 0 else ""), Text(row.policy),
+                    _styled(row.cells[i]),
+                    end_section=j == len(shown) - 1,
+                )
+        return [ranks, cells]
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+        from rich.text import Text
+
+        board = self.board
+        if not board.rows:
+            from rich.table import Table
+
+            table = Table(title=self.title())
+            table.add_column("rank")
+            table.add_column("policy")
+            yield table
+            yield Text("the store has no runs yet: try `vlabench run --policy noop --suite pusht`")
+            return
+        width = options.max_width
+        wide = self.wide()
+        if Measurement.get(console, options.update(width=10_000), wide).maximum <= width:
+            yield wide
+        else:
+            yield from self.long()
+        for line in notes(board):
+            yield Text(line, style="yellow", overflow="fold")
+        for line in legend(board):
+            yield Text(line, style="dim", overflow="fold")
+
+
+def _styled(cell: Cell | None) -> Any:
     from rich.text import Text
 
-    filters = ", ".join(f"{k}={v}" for k, v in board.filters.items())
-    table = Table(
-        title=Text("vlabench leaderboard" + (f" ({filters})" if filters else "")),
-        caption=Text(caption(board)),
-    )
-    table.add_column("rank", justify="right")
-    table.add_column("policy", style="bold")
-    for column in board.columns:
-        table.add_column(Text(column.label), justify="right")
-    for row in board.rows:
-        cells = []
-        for cell in row.cells:  # Text, not markup: names and reasons are user strings
-            text = cell_text(cell)
-            if cell is not None and cell.rank is not None:
-                text += f" #{rank_text(cell.rank, cell.tied)}"
-            style = "yellow" if cell is not None and cell.status != "ok" else ""
-            cells.append(Text(text, style=style))
-        table.add_row(Text(rank_text(row.rank, row.tied)), Text(row.policy), *cells)
-    if not board.rows:
-        table.caption = Text(
-            "the store has no runs yet: try `vlabench run --policy noop --suite pusht`"
-        )
-    return table
+    style = "yellow" if cell is not None and cell.status != "ok" else ""
+    return Text(compact_cell(cell), style=style, no_wrap=True)
 
 
 def comparison_table(comparison: Comparison) -> Any:
-    """Per task: both rates, the paired difference with its interval, McNemar's p."""
+    """Per task: both rates, the paired difference with its exact interval, McNemar's p, in
+    the board's layout rules (numbers never wrap nor get cut, names fold), then the decision
+    rule and what each mark means. The verdict is not in it: print it once, after it."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(
-        title=Text(f"{comparison.a} vs {comparison.b} (paired episodes)"),
-        caption=Text(comparison.verdict()),
-    )
-    for header in ("suite", "task", "pairs", comparison.a, comparison.b, "A - B pts", "p"):
-        table.add_column(Text(header), justify="left" if header in ("suite", "task") else "right")
+    level = f"{round(100 * comparison.confidence)}%"
+    table = Table(title=Text(f"A = {comparison.a} vs B = {comparison.b} (paired episodes)"))
+    table.add_column("suite", overflow="fold")
+    table.add_column("task", overflow="fold")
+    for header in ("pairs", "A %", "B %", f"A - B pts [{level} exact]", "p"):
+        table.add_column(Text(header), justify="right", no_wrap=True)
     for t in comparison.tasks:
+        mark = (" *" if t.significant else "") + (" †" if t.too_few else "")
         table.add_row(
             Text(t.suite_label),
             Text(t.task),
@@ -64,9 +210,18 @@ def comparison_table(comparison: Comparison) -> Any:
             f"{100 * t.table.rate_a:.1f}",
             f"{100 * t.table.rate_b:.1f}",
             f"{100 * t.difference:+.1f} [{100 * t.low:+.1f}, {100 * t.high:+.1f}]",
-            Text(f"{t.p_value:.3g}" + (" *" if t.significant else "")),
+            f"{t.p_value:.3g}{mark}",
         )
-    return table
+    from vlabench.report.compare import pairs_needed
+
+    alpha = f"{1.0 - comparison.confidence:g}"
+    lines = [
+        f"rule: {comparison.rule()}",
+        f"*: differs at {level} (p < {alpha}); †: fewer than "
+        f"{pairs_needed(comparison.confidence)} pairs, too few for the test ever to decide "
+        "(p >= 2 / 2**pairs even when every pair goes one way)",
+    ]
+    return Group(table, *(Text(line, style="dim", overflow="fold") for line in lines))
 
 
 def _number(value: float | None, fmt: str) -> str:
