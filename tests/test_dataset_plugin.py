@@ -342,7 +342,7 @@ def test_cli_run_stores_open_loop_errors_and_leaderboard_shows_them(recorded, cl
     assert recorded_cell["value"] == 0.0 and recorded_cell["rank"] == 1
     assert all(r["mean_rate"] is None for r in board["rows"])  # no success rate anywhere
     table = cli("leaderboard").stdout
-    assert "so100_local mse_norm" in table and "0 [0, 0] n=2" in table
+    assert "so100_local mse_norm" in table and "0 [0,0] n=2" in table
     with cli.store() as store:
         (run,) = [r for r in store.runs() if r["policy"] == "offset"]
         episodes = store.episodes(run["id"])
@@ -358,7 +358,8 @@ def test_board_prints_the_same_without_any_plugin(recorded, cli) -> None:
             "so100_local": {
                 "env": "dataset", "episodes": 2, "max_steps": 50, "protocol": "open_loop",
                 "env_options": {"dataset": str(root), "split": SPLIT, "task": "tiny"}},
-            "pusht_tiny": {"env": "pusht", "tasks": ["push_t"], "episodes": 2, "max_steps": 5},
+            "pusht_tiny": {"env": "pusht", "tasks": ["push_t"], "episodes": 2, "max_steps": 5,
+                           "groups": ["pusht_push"]},
             "pusht_push": {"env": "pusht", "tasks": ["push_t"], "episodes": 1}},
         "policies": {
             "recorded": {"type": "replay",

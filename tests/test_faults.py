@@ -131,7 +131,7 @@ def test_an_episode_that_kills_its_worker_counts_in_n_as_a_failure(faulty: CLI) 
         assert run["status"] == "finished"
     faulty.env["COLUMNS"] = "200"  # a cell on one line
     board = faulty("leaderboard").stdout
-    assert re.search(r"exits\s+│\s+0\.0 \[0\.0, 56\.1\] n=3, 1 errored", board), board
+    assert re.search(r"exits\s+│\s+0 \[0,56\] n=3, 1 err\b", board), board
     assert _none_left(faulty) < 5
 
 
@@ -155,7 +155,7 @@ def test_inline_a_policy_that_ends_the_command_is_a_failure_on_the_next_command(
     assert re.fullmatch(r"the vlabench process \(pid \d+\) died during this episode "
                         r"\(inline executor\)", reasons[1] or "")
     assert _statuses(faulty)["exits"] == ("finished", None)
-    assert "n=3, 1 errored" in faulty("leaderboard").stdout
+    assert "n=3, 1 err" in faulty("leaderboard").stdout
 
 
 def test_a_run_of_a_live_process_or_another_host_is_not_settled() -> None:
@@ -479,7 +479,7 @@ def test_fault_injection_matrix_counts_every_episode_exactly_once(faulty: CLI) -
     assert _none_left(faulty) < 5
     faulty.env["COLUMNS"] = "200"  # a cell on one line
     board = faulty("leaderboard").stdout
-    cells = re.findall(r"n=(\d+)(, (\d+) errored)?", board)
+    cells = re.findall(r"n=(\d+)(, (\d+) err)?", board)
     assert len(cells) == 6 and {n for n, _, _ in cells} == {"6"}, board
     assert sorted(e for _, _, e in cells) == ["", "", "", "", "4", "4"], board
     assert time.monotonic() - started < 60

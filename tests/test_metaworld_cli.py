@@ -61,14 +61,28 @@ def test_mt10_matrix_of_the_expert(cli: CLI) -> None:
     assert sum(r["successes"] for r in runs) >= 9
     again = cli(*args, "--episodes", "1", "--no-leaderboard")
     assert "0 new episode(s) stored" in again.stdout  # resumable: nothing is re-run
-    # task groups were stored with the runs (registry suites of metaworld within MT10's
-    # tasks: the MT1 suites), so --by group needs neither the registry nor the plugins
+    # MT10 declares no groups: --by group has no columns (subset suites are not its groups)
     by_group = cli("leaderboard", "--by", "group", "--format", "csv").stdout
-    columns = {row["column"] for row in csv.DictReader(io.StringIO(by_group))}
-    assert {f"metaworld_mt10:metaworld_mt1_{r['task']}" for r in runs} == columns
-    one = cli("leaderboard", "--group", "metaworld_mt1_reach-v3", "--format", "csv").stdout
+    assert list(csv.DictReader(io.StringIO(by_group))) == []
+
+
+MT50_GROUPS = ["metaworld_easy", "metaworld_medium", "metaworld_hard", "metaworld_very_hard"]
+
+
+def test_mt50_by_group_is_the_declared_difficulty_groups(cli: CLI) -> None:
+    """Golden check of --by group on MT50 (issue 25): exactly the four difficulty groups the
+    registry declares for metaworld_mt50, in declared order (not by name), not the 50 MT1
+    suites nor MT10; read back without the registry or the plugins."""
+    cli.env["MUJOCO_GL"] = "egl"
+    out = cli(
+        "matrix", "--policy", "metaworld-expert", "--suite", "metaworld_mt50", "-n", "1",
+        "--max-steps", "5", "--no-leaderboard",
+        "--executor", "inline",
+    )
+    assert "50 run(s), 50 new episode(s) stored, 0 failed" in out.stdout
     cli.env["VLABENCH_PLUGINS"] = "no-such-plugin"
-    assert cli("leaderboard", "--group", "metaworld_mt1_reach-v3", "--format", "csv").stdout == one
-    assert {row["column"] for row in csv.DictReader(io.StringIO(one))} == {
-        "metaworld_mt10:metaworld_mt1_reach-v3"
-    }
+    by_group = cli("leaderboard", "--by", "group", "--format", "csv").stdout
+    columns = list(dict.fromkeys(r["column"] for r in csv.DictReader(io.StringIO(by_group))))
+    assert columns == [f"metaworld_mt50:{g}" for g in MT50_GROUPS]
+    rows = list(csv.DictReader(io.StringIO(by_group)))
+    assert [int(r["n"]) for r in rows] == [28, 11, 6, 5]  # every MT50 episode in one group

@@ -100,14 +100,18 @@ def test_runner_stores_what_the_board_needs(tmp_path: Path) -> None:
         "dataset": SimpleNamespace(metric_columns=("open_loop.mse_norm", "open_loop.l1_norm")),
     }
     catalog = SimpleNamespace(envs=envs, env=envs.__getitem__)
-    groups = {"a": ("pusht", ["push_t"]), "b": ("pusht", ["other"]), "c": ("dataset", ["tiny"])}
+    groups = {  # suite -> its declared groups, in order
+        PUSHT.suite: [("b", ["other"]), ("a", ["push_t"])],
+        DATASET.suite: [("c", ["tiny"])],
+    }
     store = open_store(f"sqlite:///{tmp_path / 's.db'}")
     runner = Runner(store, catalog, task_groups=groups)  # type: ignore[arg-type]
     assert runner.report_meta(ASYNC) == {
         "inference_label": "async 120ms g=0.5 weighted",
         "sync_config_hash": PUSHT.config_hash(),
         "metrics": [],
-        "groups": {"a": ["push_t"]},  # of its env, with its task
+        "groups": {"a": ["push_t"]},  # declared for its suite, with its task
+        "group_order": ["b", "a"],
     }
     meta = runner.report_meta(DATASET)
     assert meta["inference_label"] == "" and meta["sync_config_hash"] == DATASET.config_hash()

@@ -255,3 +255,32 @@ def test_run_with_missing_assets_fails_the_job_up_front(cli, tmp_path: Path) -> 
     (run,) = cli.store().runs(suite="simpler_put_carrot_on_plate")
     assert run["status"] == "failed" and run["error"] == message
     assert cli.store().episodes(run["id"]) == []
+
+
+def test_bridge_without_assets_says_each_task_once(cli, tmp_path: Path) -> None:
+    """Every task's preflight runs for its own run: its own name, each failure printed once,
+    runs and episodes counted apart (issue 25)."""
+    empty = tmp_path / "no-assets"
+    empty.mkdir()
+    cli.env[assets.ENV_VAR] = str(empty)
+    out = cli("run", "--policy", "noop", "--suite", "simpler_bridge", "-n", "1", ok=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    names = [
+        "put_spoon_on_tablecloth", "put_carrot_on_plate", "stack_green_block_on_yellow_block",
+        "put_eggplant_in_basket",
+    ]
+    flat = " ".join(text.split())
+    for name in names:
+        message = assets.missing_message(name, list(tasks.BRIDGE_ASSETS), empty)
+        assert flat.count(message) == 1, (name, text)  # once, and naming its own task
+        assert f"noop × simpler_bridge/{name}: {message}" in flat
+    assert "4 run(s), 0 new episode(s) stored, 4 failed run(s), 0 failed episode(s)" in flat
+    runs = cli.store().runs(suite="simpler_bridge")
+    assert {r["task"]: r["error"] for r in runs} == {
+        n: assets.missing_message(n, list(tasks.BRIDGE_ASSETS), empty) for n in names
+    }
+    dry = cli("matrix", "--policy", "noop", "--suite", "simpler_bridge", "--dry-run")
+    flat = " ".join(dry.stdout.split())
+    for name in names:
+        assert flat.count(f"simpler task {name!r} needs") == 1, dry.stdout

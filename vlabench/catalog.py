@@ -337,11 +337,19 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: str, catalog: Catalog) -
                 info.status, info.error = "failed", error
             catalog.problems.append(f"plugin {impl.plugin_name}: {error}")
             continue
+        wrong = _wrong_type(hook, results[0] if results else [])
+        if wrong is not None:  # a dict or a bare spec would only fail later, far from here
+            error = f"{hook} returned {wrong}"
+            if info is not None:
+                info.status = "failed"
+                info.error = f"{info.error}; {error}" if info.error else error
+            catalog.problems.append(f"plugin {impl.plugin_name}: {error}")
+            continue
         for item in results[0] if results else []:
-            name = getattr(item, "name", None)
-            if name is None:  # metrics are bare callables
+            if kind == "metric":  # metrics are bare callables
                 catalog.metrics.append(item)
                 continue
+            name = item.name
             if name in found:
                 first = catalog.owner[(kind, name)]
                 catalog.problems.append(
@@ -352,6 +360,33 @@ def _collect(pm: pluggy.PluginManager, hook: str, kind: str, catalog: Catalog) -
             found[name] = item
             catalog.owner[(kind, name)] = impl.plugin_name
     return found
+
+
+_EXPECTED: dict[str, type] = {
+    "vlabench_policies": api.PolicySpec,
+    "vlabench_envs": api.EnvSpec,
+    "vlabench_adapters": api.AdapterSpec,
+    "vlabench_exporters": api.ExporterSpec,
+    "vlabench_assets": api.AssetSpec,
+}
+"""What each list hook's items must be (``vlabench_metrics``: callables)."""
+
+
+def _wrong_type(hook: str, result: Any) -> str | None:
+    """``a dict, expected api.PolicySpec`` when ``result`` is not a list of the hook's class."""
+    cls = _EXPECTED.get(hook)
+    expected = f"api.{cls.__name__}" if cls is not None else "a callable"
+    if not isinstance(result, list | tuple):
+        return f"{_a(result)}, expected a list of {expected}"
+    for item in result:
+        if not (isinstance(item, cls) if cls is not None else callable(item)):
+            return f"{_a(item)}, expected {expected}"
+    return None
+
+
+def _a(value: Any) -> str:
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def load_catalog(allow: set[str] | None = None, block: set[str] | None = None) -> Catalog:

@@ -10,12 +10,65 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 if TYPE_CHECKING:
     from vlabench.catalog import Catalog
     from vlabench.registry import Registry
 
+GLOBAL_VALUE_OPTIONS = frozenset({"--db", "--registry", "--plugins", "--disable-plugin", "-p"})
+"""Global options that take a value (see :func:`main_options`)."""
+GLOBAL_FLAGS = frozenset({"--quiet", "-q", "--init"})
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options found after the command moved before it, so that
+    ``vlabench run ... -q --db URL`` means ``vlabench -q --db URL run ...``. Tokens after
+    ``--`` are left alone, as is everything before the command; no command defines an
+    option of these names (a test checks it)."""
+    head: list[str] = []
+    i = 0
+    while i < len(args):  # the global options before the command, then the command
+        arg = args[i]
+        head.append(arg)
+        i += 1
+        if arg in GLOBAL_VALUE_OPTIONS and i < len(args):
+            head.append(args[i])
+            i += 1
+        elif not arg.startswith("-") or arg == "--":
+            break
+    moved: list[str] = []
+    rest: list[str] = []
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            rest += args[i - 1 :]
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in GLOBAL_VALUE_OPTIONS and "=" not in arg and i < len(args):
+            moved += [arg, args[i]]
+            i += 1
+        elif (name in GLOBAL_VALUE_OPTIONS and "=" in arg) or arg in GLOBAL_FLAGS:
+            moved.append(arg)
+        elif arg.startswith("-p") and not arg.startswith("--") and len(arg) > 2:
+            moved.append(arg)  # -pNAME
+        else:
+            rest.append(arg)
+    if not moved:
+        return args
+    return head[:-1] + moved + head[-1:] + rest
+
+
+class _Group(typer.core.TyperGroup):
+    """The top-level group: global options are accepted after the command as well."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(list(args)))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="vlabench",
     help=(
         "Evaluate robot policies on simulated and real suites; every episode is stored.\n\n"
@@ -140,7 +193,7 @@ def main_options(
         ),
     ] = False,
 ) -> None:
-    """Global options (before the command): store, registry files, plugin selection."""
+    """Global options (before or after the command): store, registry files, plugins."""
     blocked = {p.removeprefix("no:") for p in disable_plugin or []}
     ctx.obj = Context(
         db=db,

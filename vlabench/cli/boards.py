@@ -143,8 +143,8 @@ def compare_cmd(
 ) -> None:
     """Paired comparison of A and B on the same episodes (suite, task, seed, init state).
 
-    Per task: McNemar's exact test and Newcombe's interval for the difference; overall:
-    McNemar on all pairs and a stratified paired bootstrap over tasks. Example:
+    Per task and overall (all pairs pooled): McNemar's exact test, which decides, and the
+    exact interval for the difference that matches it. Example:
     vlabench compare smolvla pi0 --suite libero_spatial
     """
     import json
@@ -163,7 +163,7 @@ def compare_cmd(
     out.print(comparison_table(result))
     for note in result.notes:
         out.print(f"note: {note}", markup=False)
-    print(result.verdict())
+    out.print(result.verdict(), markup=False)  # once, after the table and its rule
 
 
 _EPISODE_COLUMNS = {

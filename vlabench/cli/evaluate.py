@@ -112,8 +112,8 @@ def _execute(
     from rich.text import Text
 
     out = console()
-    for pair in pairs:
-        if not pair.runnable:
+    for pair in pairs:  # a failed pair's reason: in the results; a dry run's: in the plan
+        if not dry_run and pair.status == "incompatible":
             head = f"{pair.policy.name} × {pair.suite}: {pair.status}:"
             out.print(Text.assemble((head, "yellow"), f" {pair.reason}"))
     if dry_run:
@@ -137,10 +137,10 @@ def _execute(
             raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
 
-def task_groups(reg: "Registry") -> dict[str, tuple[str, list[str]]]:
-    """The registry's suites with an explicit task list, ``name -> (env, tasks)``: stored with
-    the runs they apply to, for ``leaderboard --by group``."""
-    return {name: (s.env, list(s.tasks)) for name, s in reg.suites.items() if s.tasks}
+def task_groups(reg: "Registry") -> dict[str, list[tuple[str, list[str]]]]:
+    """Each suite's declared groups (``groups:`` in the registry), ``suite -> [(group,
+    tasks)]`` in order: stored with the runs they contain, for ``leaderboard --by group``."""
+    return {name: reg.task_groups(name) for name, s in reg.suites.items() if s.groups}
 
 
 @app.command("run")
@@ -403,3 +403,28 @@ def matrix_cmd(
         print_latency(c, results)
     if leaderboard:
         print_board(c, suite=suites, policy=policies)
+        # The same board as a self-contained HTML report beside the store (drill-down per
+        # task and episode), then what to try next.
+        from sqlalchemy.engine import make_url
+
+        from vlabench.report.board import board_from_store
+        from vlabench.report.exporters import exporters
+
+        store = c.store()
+        url = make_url(store.url)
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        folder = Path(database).parent if database and database != ":memory:" else Path.cwd()
+        html_path = folder.resolve() / "leaderboard.html"
+        html = exporters(c.catalog())["html"]
+        board = board_from_store(store, suite=suites, policy=policies, episodes=html.episodes)
+        html_path.write_text(str(html.export(board)), encoding="utf-8")
+        print(f"HTML report: {html_path}")
+        if not c.quiet:
+            db = "" if c.db is None else f" --db {c.db}"
+            first = policies[0]
+            other = policies[1] if len(policies) > 1 else policies[0]
+            only = " ".join(f"--suite {s}" for s in suites)
+            print("Next:")
+            print(f"  vlabench{db} leaderboard --by task {only}   # one column per task")
+            print(f"  vlabench{db} compare {first} {other} {only}   # paired test, verdict")
+            print(f"  vlabench{db} show {first}   # its runs: protocol, rate, n")

@@ -51,18 +51,31 @@ def print_plan(c: Context, pairs: list[Any], executor: Any) -> None:
             )
         else:
             out.print(f"{head}{p.pair.status}: {p.pair.reason}", markup=False, soft_wrap=True)
+        for i, reason in sorted(p.pair.run_errors.items()):
+            out.print(f"    {p.pair.runs[i].label}: failed: {reason}", markup=False, soft_wrap=True)
 
 
 def print_results(results: list[Any]) -> None:
-    """How many runs, new episodes and failures, then each failure with its error."""
+    """Runs and episodes, counted apart: ``N run(s), M new episode(s) stored, F failed
+    run(s), E failed episode(s)``; then each failed run once with its error (runs failing
+    with the same error share one line)."""
     from rich.text import Text
 
     out = console()
     new = sum(r.new_episodes for r in results)
+    bad_episodes = sum(getattr(r, "failed_episodes", 0) for r in results)
     failed = [r for r in results if r.status == "failed"]
-    out.print(f"{len(results)} run(s), {new} new episode(s) stored, {len(failed)} failed")
-    for r in failed:  # label and error are user strings: Text, never markup
-        out.print(Text.assemble(("failed", "red"), f" {r.label}: {r.error}"))
+    out.print(
+        f"{len(results)} run(s), {new} new episode(s) stored, {len(failed)} failed run(s), "
+        f"{bad_episodes} failed episode(s)",
+        soft_wrap=True,
+    )
+    by_error: dict[str, list[str]] = {}
+    for r in failed:
+        by_error.setdefault(str(r.error), []).append(r.label)
+    for error, labels in by_error.items():  # labels and errors are user strings: Text
+        line = Text.assemble(("failed", "red"), f" {', '.join(labels)}: {error}")
+        out.print(line, soft_wrap=True)
 
 
 def print_latency(c: Context, results: list[Any]) -> None:

@@ -115,6 +115,8 @@ class RunResult:
     status: str
     new_episodes: int = 0
     error: str | None = None
+    failed_episodes: int = 0
+    """Of the new episodes, those stored with an error."""
 
 
 @dataclass
@@ -144,9 +146,9 @@ class Runner:
     """Default: the inline executor (this process, one job at a time)."""
     block: int | None = None
     """Episodes per job; default from the executor's parallelism (see :func:`block_size`)."""
-    task_groups: Mapping[str, tuple[str, Sequence[str]]] = field(default_factory=dict)
-    """Task groups for ``leaderboard --by group``, name -> (env, tasks): the registry's suites
-    with an explicit task list. Each run stores those of its env that contain its task."""
+    task_groups: Mapping[str, Sequence[tuple[str, Sequence[str]]]] = field(default_factory=dict)
+    """Task groups for ``leaderboard --by group``, suite -> [(group, tasks)]: the groups the
+    registry declares for the suite, in order. Each run stores those containing its task."""
     _runs: dict[int, _RunState] = field(default_factory=dict)
     _n_init: dict[str, int | None] = field(default_factory=dict)
 
@@ -158,17 +160,15 @@ class Runner:
             label = "" if config.inference_mode == "sync" else config.inference_mode
         sync = replace(config, inference_mode="sync", inference_options={})
         metrics = self.catalog.env(config.env).metric_columns
-        groups = {
-            name: list(tasks)
-            for name, (env, tasks) in sorted(self.task_groups.items())
-            if env == config.env and config.task in tasks
-        }
+        declared = self.task_groups.get(config.suite, ())
+        groups = {name: list(tasks) for name, tasks in declared if config.task in tasks}
         return {
             "inference_label": label,
             "sync_config_hash": stored_hash(self.store, sync),  # a legacy-hashed one too
             # every metric column is an error today (EnvSpec.metric_columns): lower is better
             "metrics": [{"name": m, "lower_is_better": True} for m in metrics],
-            "groups": groups,
+            "groups": groups,  # in declared order, as is group_order
+            "group_order": [name for name, _ in declared],
         }
 
     def run_fields(self, config: RunConfig, status: str, error: str | None) -> dict[str, Any]:
@@ -227,7 +227,7 @@ class Runner:
             "not extended with other code; restore that code, or evaluate into another "
             "store (--db)"
         )
-        self.progress.job_finished(config.label, f"failed: {reason}")
+        self.progress.job_finished(config.label, "failed")  # why: in the results, once
         return RunResult(run_id, config.label, "failed", error=reason)
 
     def _executor(self) -> Executor:
@@ -249,9 +249,12 @@ class Runner:
         self.settle_dead_runs()
         for pair in pairs:
             self._adopt_legacy_protocols(pair.runs)
-            for config in pair.runs:
+            for i, config in enumerate(pair.runs):
                 if not pair.runnable:
                     results.append(self.record_unrunnable(config, pair.status, pair.reason))
+                    continue
+                if i in pair.run_errors:  # its own task's preflight
+                    results.append(self.record_unrunnable(config, "failed", pair.run_errors[i]))
                     continue
                 changed = self.changed_code(config)
                 if changed is not None:
@@ -316,7 +319,7 @@ class Runner:
         )
         self.store.set_run_status(run_id, status, reason)
         label = config.label
-        self.progress.job_finished(label, f"{status}: {reason}")
+        self.progress.job_finished(label, status)  # why: in the results (or the pair's line)
         return RunResult(run_id, label, status, error=reason)
 
     def run_config(self, config: RunConfig) -> RunResult:
@@ -402,6 +405,7 @@ class Runner:
         self._runs[job.run_id].in_flight.pop(int(record.episode_index), None)
         if self.store.add_episode(job.run_id, record):
             self._runs[job.run_id].result.new_episodes += 1
+            self._runs[job.run_id].result.failed_episodes += bool(record.failure_reason)
         self.progress.episode_finished(record)
 
     def episodes_unfinished(self, job: Job, episodes: Sequence[Unfinished]) -> None:
@@ -430,7 +434,8 @@ class Runner:
 
     def job_finished(self, job: Job, error: str | None) -> None:
         state = self._runs[job.run_id]
-        self.progress.job_finished(job.label, f"failed: {error}" if error else "finished")
+        self.progress.job_finished(job.label, "failed" if error else "finished")  # why: once,
+        # in the results
         self._job_done(job.run_id, state, error)
 
     def _job_done(self, run_id: int, state: _RunState, error: str | None) -> None:

@@ -162,6 +162,12 @@ def check_pair(config: RunConfig, catalog: Catalog) -> Compatibility:
     """Compatibility of the job's policy with its env, through the declared adapters."""
     request = policy_request(config, catalog)
     described = catalog.policy(config.policy.type).describe(request)
+    if not isinstance(described, PolicyInterface):
+        plugin = catalog.plugin_of("policy", config.policy.type)
+        raise RegistryError(
+            f"plugin {plugin}: policy {config.policy.type!r} describe returned "
+            f"a {type(described).__name__}, expected api.PolicyInterface"
+        )
     adapters = build_adapters(config.adapters, catalog)
     return check(described, request.env, adapters)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vlabench.catalog import Catalog
@@ -31,6 +31,9 @@ class Pair:
     compatibility: Compatibility | None = None
     error: str | None = None
     """Set when the pair cannot even be checked (missing stack, bad checkpoint, ...)."""
+    run_errors: dict[int, str] = field(default_factory=dict)
+    """Runs (by position in ``runs``) that cannot run though the pair can: their task's
+    preflight failed (e.g. its assets are missing); each names its own task."""
 
     @property
     def runnable(self) -> bool:
@@ -85,7 +88,11 @@ def plan(
                 env_overrides=env_overrides,
             )
             pair = Pair(choice, suite, configs)
-            pair.error = unavailable(configs[0], catalog, runner_options)
+            errors = [unavailable(config, catalog, runner_options) for config in configs]
+            if len(set(errors)) == 1:  # the same for every task: the pair's (a missing stack)
+                pair.error = errors[0]
+            else:  # a task's own preflight: that run fails, the others run
+                pair.run_errors = {i: e for i, e in enumerate(errors) if e is not None}
             if pair.error is None:
                 try:
                     pair.compatibility = check_pair(configs[0], catalog)
@@ -170,7 +177,9 @@ def preview(
         plans.append(plan_)
         if not pair.runnable:
             continue
-        for config in pair.runs:
+        for i, config in enumerate(pair.runs):
+            if i in pair.run_errors:  # cannot run: print_plan says why
+                continue
             run_id = store.find_run(stored_hash(store, config)) if store is not None else None
             done = store.finished_episode_indices(run_id) if run_id is not None else set()
             todo = episodes_to_run(config, done)

@@ -84,4 +84,5 @@ def load_registry(extra: list[str | Path] | None = None) -> Registry:
         reg.files.append(path)
         for kind in ("suites", "policies", "matrices"):
             reg.origins.update({(kind, name): path for name in getattr(parsed, kind)})
+    reg.check_groups()
     return reg

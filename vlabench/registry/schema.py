@@ -54,6 +54,9 @@ class SuiteConfig(_Strict):
     settle_steps: int = Field(0, ge=0)
     """No-op steps after each reset (the env's ``noop_action``), not counted as steps."""
     protocol: str = "standard"
+    groups: list[str] = Field(default_factory=list)
+    """Suites of the same env whose tasks are groups of this suite's (``leaderboard --by
+    group``), in the order the board shows them; stored with each run they contain."""
     env_options: dict[str, Any] = Field(default_factory=dict)
     isolation: str | dict[str, Any] | None = None
     """Build the env in a worker: a python path, or {python, factory, path, env} (isolation.py)."""
@@ -137,6 +140,32 @@ class Registry:
         if path is None:
             return None
         return locate(path, (kind, name, *keys))
+
+    def check_groups(self) -> None:
+        """Every suite's declared ``groups`` name a suite of the same env with a task list;
+        else a one-line :class:`RegistryError` with the file and line of the bad entry."""
+        for name, suite in self.suites.items():
+            for i, group in enumerate(suite.groups):
+                other = self.suites.get(group)
+                close = difflib.get_close_matches(group, list(self.suites), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                why = (
+                    f"names no suite{hint}" if other is None
+                    else f"is a suite of env {other.env!r}, not {suite.env!r}"
+                    if other.env != suite.env
+                    else "has no task list" if not other.tasks else None
+                )
+                if why:
+                    at = self.where("suites", name, "groups", i) or f"suite {name}"
+                    raise RegistryError(f"{at}: group {group!r} of suite {name!r} {why}")
+
+    def task_groups(self, suite: str) -> list[tuple[str, list[str]]]:
+        """The declared groups of ``suite``, in order: ``(group, tasks)``."""
+        config = self.suites.get(suite)
+        if config is None:
+            return []
+        groups = [(g, self.suites.get(g)) for g in config.groups]
+        return [(g, list(other.tasks)) for g, other in groups if other and other.tasks]
 
     def suite(self, name: str) -> SuiteConfig:
         if name not in self.suites:

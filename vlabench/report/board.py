@@ -32,8 +32,11 @@ Rules (the README repeats them):
   1 + the number of cells whose interval lies entirely above its own. Cells whose
   intervals overlap share a rank (a tie, shown ``=2``). The overall rank of a row uses the
   same rule on the row mean (mean of its column rates, with a MOVER interval built from
-  the cells' intervals, see :func:`vlabench.stats.mover_mean_interval`); only rows with
-  results in every column are ranked overall.
+  the cells' intervals, see :func:`vlabench.stats.mover_mean_interval`), among the rows
+  with results on the same set of columns only (their means average the same columns): the
+  rows with every column are ranked among themselves, rows sharing a smaller set among
+  themselves, and a row alone on its set of columns gets no overall rank (``—``); its
+  per-column ranks still say where it separates.
 * **metric columns** (open-loop evaluation on datasets): a run whose env declares
   ``metric_columns`` (``EnvSpec.metric_columns``, stored with the run as
   ``report_meta["metrics"]``, each with its direction) gets, instead of a success column, one
@@ -60,7 +63,13 @@ from vlabench.report.cells import (
     separated_ranks,
     success_cell,
 )
-from vlabench.report.columns import group_keys, label_columns, run_metrics, stored_groups
+from vlabench.report.columns import (
+    group_keys,
+    group_order,
+    label_columns,
+    run_metrics,
+    stored_groups,
+)
 from vlabench.report.identity import policy_identity, policy_labels
 from vlabench.report.model import Board, Cell, Row
 
@@ -121,7 +130,7 @@ def build_board(
                 key = (str(run["suite"]), part, run["protocol_hash"], metric)
                 pooled[(policy, *key)].append(run)
                 names.setdefault(key, str((run.get("protocol") or {}).get("name") or ""))
-    columns = label_columns(names, by, list(order), lower_is_better)
+    columns = label_columns(names, by, list(order), lower_is_better, group_order(runs))
     index = {
         (c.suite, c.task or c.group or "", c.protocol_hash, c.metric or ""): i
         for i, c in enumerate(columns)
@@ -145,7 +154,7 @@ def build_board(
         ok = [c for c in cells if c is not None and c.status == "ok" and not c.column.metric]
         mean = sum(c.rate for c in ok) / len(ok) if ok else None  # type: ignore[misc]
         low = high = None
-        if ok and {columns.index(c.column) for c in ok} == ranked_columns:
+        if ok:
             low, high = row_mean_interval(ok)
         name, policy_type, checkpoint, checkpoint_hash, options, _ = identities[policy]
         rows.append(
@@ -162,19 +171,35 @@ def build_board(
                 mean_high=high,
             )
         )
-    ranked = [i for i, r in enumerate(rows) if r.mean_low is not None]
+    scopes = [rank_scope(r) for r in rows]
+    full = frozenset(ranked_columns)
     if len(ranked_columns) == 1 and len(columns) == 1:
-        for i in ranked:
-            cell = rows[i].cells[0]
-            assert cell is not None
-            rows[i] = replace(rows[i], rank=cell.rank, tied=cell.tied)
+        for i, row in enumerate(rows):
+            cell = row.cells[0]
+            if cell is not None and cell.status == "ok":
+                rows[i] = replace(row, rank=cell.rank, tied=cell.tied)
     else:
-        pairs = separated_ranks([(rows[i].mean_low, rows[i].mean_high) for i in ranked])  # type: ignore[misc]
-        for i, (rank, tied) in zip(ranked, pairs, strict=True):
-            rows[i] = replace(rows[i], rank=rank, tied=tied)
+        # rows are ranked overall only against rows with results on the same columns (their
+        # row means average the same columns); a row alone on its set of columns is not
+        # ranked overall, except on the full set
+        same: dict[frozenset[int], list[int]] = defaultdict(list)
+        for i, scope in enumerate(scopes):
+            if scope:
+                same[scope].append(i)
+        for scope, members in same.items():
+            if scope != full and len(members) < 2:
+                continue
+            pairs = separated_ranks([(rows[i].mean_low, rows[i].mean_high) for i in members])  # type: ignore[misc]
+            for i, (rank, tied) in zip(members, pairs, strict=True):
+                rows[i] = replace(rows[i], rank=rank, tied=tied)
+    # a row mean's interval is shown where it was ranked on (as before: not for a lone row)
+    rows = [r if r.rank is not None else replace(r, mean_low=None, mean_high=None) for r in rows]
+    order_of = {r.policy: rank_scope(r) for r in rows}
     rows.sort(
         key=lambda r: (
             r.rank is None,
+            order_of[r.policy] != full,
+            sorted(order_of[r.policy]) if r.rank is not None else [],
             r.rank or 0,
             r.mean_rate is None,
             -(r.mean_rate or 0.0),
@@ -191,6 +216,15 @@ def build_board(
         confidence=confidence,
         runs=run_meta,
         episodes=dict(episodes or {}),
+    )
+
+
+def rank_scope(row: Row) -> frozenset[int]:
+    """The success columns (indices) a row has results in: its overall rank, if any, is
+    among the rows with the same set (see the ranks rule)."""
+    return frozenset(
+        i for i, c in enumerate(row.cells)
+        if c is not None and c.status == "ok" and not c.column.metric
     )
 
 

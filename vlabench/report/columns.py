@@ -35,6 +35,16 @@ def stored_groups(runs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
     return dict(sorted(out.items()))
 
 
+def group_order(runs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The groups' declared order (``group_order`` stored with the runs, first seen first);
+    groups of runs stored without one come after, by name (see :func:`label_columns`)."""
+    order: dict[str, None] = {}
+    for run in runs:
+        for name in report_meta(run).get("group_order") or ():
+            order.setdefault(str(name))
+    return list(order)
+
+
 def metric_label(metric: str) -> str:
     """A metric's short name in column labels: ``open_loop.mse_norm`` -> ``mse_norm``."""
     return metric.split(".", 1)[-1]
@@ -45,8 +55,12 @@ def label_columns(
     by: str = "suite",
     metric_order: Sequence[str] = (),
     lower_is_better: Mapping[str, bool] | None = None,
+    groups: Sequence[str] = (),
 ) -> list[Column]:
     """Columns for (suite, task or group, protocol_hash, metric) keys ("" when by suite).
+
+    Group columns of one suite follow ``groups`` (their declared order, :func:`group_order`),
+    then the others by name; everything else is by name.
 
     Metric columns of one place follow ``metric_order`` (the env's declaration), with the
     direction given in ``lower_is_better`` (default: lower).
@@ -59,6 +73,7 @@ def label_columns(
             by_place[(suite, task)].append(protocol_hash)
         metrics[(suite, task, protocol_hash)].append(metric)
     order = {m: i for i, m in enumerate(metric_order)}
+    rank = {g: i for i, g in enumerate(groups)} if by == "group" else {}
     keyed: list[tuple[tuple[Any, ...], Column]] = []
     for (suite, task), hashes in by_place.items():
         base = f"{suite}{':' if by == 'group' else '/'}{task}" if task else suite
@@ -79,7 +94,8 @@ def label_columns(
                     suite, protocol_hash, name, shown, metric=metric or None,
                     lower_is_better=lower_is_better.get(metric, True), **where,
                 )
-                keyed.append(((suite, task, label, order.get(metric, -1), shown), column))
+                place = (rank.get(task, len(rank)), task)
+                keyed.append(((suite, place, label, order.get(metric, -1), shown), column))
     return [column for _, column in sorted(keyed, key=lambda pair: pair[0])]
 
 
