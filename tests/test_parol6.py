@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from vlabench_plugins import parol6
 from vlabench_plugins.parol6 import protocol as p
+from vlabench_plugins.parol6 import safety
 from vlabench_plugins.parol6.camera import CameraError, RealSenseCamera
 from vlabench_plugins.parol6.driver import ArmTimeoutError
 from vlabench_plugins.parol6.env import Parol6Env
@@ -37,6 +38,16 @@ from vlabench import api
 FAST = {"control_hz": 50, "episode_steps": 50, "camera": "none"}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Arming confirmations and per-arm latches are process-wide: each test starts clean."""
+    safety._CONFIRMED.clear()
+    safety._LATCHES.clear()
+    yield
+    safety._CONFIRMED.clear()
+    safety._LATCHES.clear()
+
+
 @pytest.fixture
 def server():
     srv = FakeArmServer()
@@ -48,7 +59,8 @@ def real_env(
     server: FakeArmServer, operator: Any, armed: bool = False, **options: Any
 ) -> Parol6Env:
     """The real-arm code path (fake=false), pointed at the fake server, a scripted operator."""
-    opts = {"fake": False, "port": server.port, **FAST, **options}
+    opts = {"fake": False, "port": server.port, "server_version": p.SERVER_RELEASE, **FAST}
+    opts.update(options)
     return Parol6Env("pick_place", parse_options(opts), operator=operator, armed=armed)
 
 
@@ -56,21 +68,25 @@ def fake_env(**options: Any) -> Parol6Env:
     return Parol6Env("pick_place", parse_options({**FAST, **options}))
 
 
-def estop_at(server: FakeArmServer, wait_s: float = 1.0) -> float | None:
-    """When the fake received ESTOP (waits for in-flight datagrams)."""
+def estop_at(server: FakeArmServer, after: float, wait_s: float = 1.0) -> float | None:
+    """When the fake received the first ESTOP after ``after`` (monotonic; the env also parks
+    the arm with an e-stop before each episode)."""
     deadline = time.monotonic() + wait_s
-    while (at := server.first_at(p.Cmd.ESTOP)) is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        for data, at in zip(list(server.received), list(server.received_at), strict=False):
+            if at > after and p.decode_command(data).code is p.Cmd.ESTOP:
+                return at
         time.sleep(0.01)
-    return at
+    return None
 
 
 def servo_targets(server: FakeArmServer) -> np.ndarray:
-    return np.array([c.params[:6] for c in server.decoded() if c.code is p.Cmd.SERVO_JOINT])
+    return np.array([c.joints for c in server.decoded() if c.code is p.Cmd.SERVOJ])
 
 
 # -- safety gate -------------------------------------------------------------------------------
 def test_gate_clamps_to_limits_with_margin_and_step() -> None:
-    gate = SafetyGate(SafetyConfig(margin_deg=2, max_step_deg=3, max_speed_dps=100, control_hz=10))
+    gate = SafetyGate(SafetyConfig(margin_deg=2, max_step_deg=3, max_speed_dps=60, control_hz=10))
     here = np.array(STANDBY_DEG)
     target = gate.filter(here + np.array([50, 0, 0, 0, 0, -1]), here)
     assert target.joints == pytest.approx(tuple(here + np.array([3, 0, 0, 0, 0, -1])))
@@ -78,11 +94,11 @@ def test_gate_clamps_to_limits_with_margin_and_step() -> None:
     # step limit is the tighter of max_step_deg and max_speed_dps / control_hz
     slow = SafetyGate(SafetyConfig(max_step_deg=3, max_speed_dps=10, control_hz=10))
     assert slow.filter(here + 5, here).joints == pytest.approx(tuple(here + 1))
-    # with the time since the last command, the speed cap scales the step: 100 deg/s * 10 ms
-    assert gate.filter(here + 50, here, dt=0.01).joints == pytest.approx(tuple(here + 1))
+    # with the time since the last command, the speed cap scales the step: 60 deg/s * 10 ms
+    assert gate.filter(here + 50, here, dt=0.01).joints == pytest.approx(tuple(here + 0.6))
     # and a lagging arm cannot make the command stream jump: also within a step of the last one
     lagging = gate.filter(here + 50, here, previous=here - 2)
-    assert lagging.joints == pytest.approx(tuple(here + 1))
+    assert lagging.joints == pytest.approx(tuple(here + 1))  # step limit 6 -> 3 (max_step)
     near_limit = np.array([120.5, -90, 180, 0, 0, 180])  # J1 limit 123.05, margin 2 -> 121.05
     assert gate.filter(near_limit + np.eye(6)[0] * 10, near_limit).joints[0] == 121.05
     for bad in ([math.nan] * 6, [0.0] * 5, "abc"):
@@ -94,7 +110,7 @@ def test_gate_clamps_to_limits_with_margin_and_step() -> None:
 
 # -- unsafe commands never reach the wire ------------------------------------------------------
 def test_unsafe_actions_never_reach_the_wire() -> None:
-    env = fake_env(margin_deg=2, max_step_deg=1.5, max_speed_dps=1000)
+    env = fake_env(margin_deg=2, max_step_deg=1.5, max_speed_dps=60, max_limit_clamps=50)
     server = env.server
     assert server is not None
     try:
@@ -113,17 +129,17 @@ def test_unsafe_actions_never_reach_the_wire() -> None:
     assert np.all(targets >= limits[:, 0] + 2 - 1e-9) and np.all(targets <= limits[:, 1] - 2 + 1e-9)
     previous = np.vstack([STANDBY_DEG, targets[:-1]])
     assert np.max(np.abs(targets - previous)) <= 1.5 + 1e-6
-    assert all(np.all(np.isfinite(c.params)) for c in server.decoded())  # raw bytes re-decoded
-    assert estop_at(server) is not None
+    assert all(np.all(np.isfinite(c.joints)) for c in server.decoded())  # raw bytes re-decoded
     codes = [c.code for c in server.decoded()]
-    assert codes.index(p.Cmd.ESTOP) > max(i for i, c in enumerate(codes) if c is p.Cmd.SERVO_JOINT)
+    last_servo = max(i for i, c in enumerate(codes) if c is p.Cmd.SERVOJ)
+    assert p.Cmd.ESTOP in codes[last_servo:]  # the NaN action e-stopped after the last target
     assert server.errors == []  # the fake never saw a target beyond its limits
 
 
 # -- arming ------------------------------------------------------------------------------------
 def test_nothing_moves_without_arming(server: FakeArmServer) -> None:
     # the runner's preflight stops an unarmed real-arm run before its jobs (nothing stored)
-    real = {"fake": False, "port": server.port}
+    real = {"fake": False, "port": server.port, "server_version": p.SERVER_RELEASE}
     assert "--armed" in (parol6.preflight("pick_place", real) or "")
     assert parol6.interface(real).action.space == "parol6_joint_pos_deg"  # describing is free
     assert parol6.preflight("pick_place", {}) is None  # the fake arm needs no arming
@@ -149,7 +165,7 @@ def test_nothing_moves_without_arming(server: FakeArmServer) -> None:
     env.close()
     # the console refuses to arm without a terminal
     console = ConsoleOperator("me", ask=lambda _: "ARM", say=lambda _: None, is_tty=lambda: False)
-    assert not console.confirm_arming("ARM")
+    assert not console.confirm_arming("ARM", "limits")
     assert server.motion_commands() == []
     assert p.Cmd.ESTOP not in [c.code for c in server.decoded()]
     # armed and confirmed: now it homes and moves
@@ -158,7 +174,7 @@ def test_nothing_moves_without_arming(server: FakeArmServer) -> None:
     env.step(np.array(STANDBY_DEG) + 1)
     env.close()
     moved = {c.code for c in server.motion_commands()}
-    assert moved >= {p.Cmd.ENABLE, p.Cmd.HOME, p.Cmd.SERVO_JOINT}
+    assert moved >= {p.Cmd.RESET, p.Cmd.HOME, p.Cmd.MOVEJ, p.Cmd.SERVOJ}
 
 
 # -- watchdog and e-stop -----------------------------------------------------------------------
@@ -170,7 +186,7 @@ def test_stalled_policy_triggers_estop_within_deadline() -> None:
         env.step(np.array(STANDBY_DEG))
         stalled_at = time.monotonic()
         time.sleep(0.5)  # the policy "thinks" too long
-        stopped_at = estop_at(server)
+        stopped_at = estop_at(server, stalled_at)
         assert stopped_at is not None
         assert stopped_at - stalled_at < 0.15 + 0.25  # deadline + scheduling slack
         with pytest.raises((WatchdogError, EStopLatchedError)):
@@ -192,7 +208,7 @@ def test_silent_arm_triggers_estop_within_deadline() -> None:
         server.silent = True
         silent_at = time.monotonic()
         time.sleep(0.5)
-        stopped_at = estop_at(server)
+        stopped_at = estop_at(server, silent_at)
         assert stopped_at is not None and stopped_at - silent_at < 0.15 + 0.3
         with pytest.raises((WatchdogError, EStopLatchedError)):
             env.step(np.array(STANDBY_DEG))
@@ -201,14 +217,17 @@ def test_silent_arm_triggers_estop_within_deadline() -> None:
 
 
 def test_silent_arm_during_a_step_raises_and_estops() -> None:
-    env = fake_env(reply_timeout_ms=50, policy_timeout_ms=5000, status_timeout_ms=5000)
+    env = fake_env(reply_timeout_ms=50, policy_timeout_ms=5000, status_timeout_ms=1000)
     server = env.server
     try:
         env.reset(seed=0)
         server.silent = True
-        with pytest.raises(ArmTimeoutError, match="did not answer GET_STATUS"):
+        silent_at = time.monotonic()
+        with pytest.raises(ArmTimeoutError, match="did not answer STATUS"):
             env.step(np.array(STANDBY_DEG))
-        assert estop_at(server) is not None
+        assert estop_at(server, silent_at) is not None
+        assert env.last_estop is not None and not env.last_estop["confirmed"]
+        assert any("PRESS THE HARDWARE E-STOP" in m for m in env.operator.messages)
     finally:
         env.close()
 
@@ -232,9 +251,10 @@ def test_exception_or_ctrl_c_mid_episode_sends_estop(error: BaseException) -> No
     try:
         env.reset(seed=0)
         env.step(np.array(STANDBY_DEG))
+        t0 = time.monotonic()
         with pytest.raises(type(error)):
             env.step(np.array(STANDBY_DEG))
-        assert estop_at(server) is not None
+        assert estop_at(server, t0) is not None
         assert env.latch.engaged and type(error).__name__ in env.latch.reason
     finally:
         env.close()
@@ -245,8 +265,9 @@ def test_closing_mid_episode_sends_estop() -> None:
     server = env.server
     env.reset(seed=0)
     env.step(np.array(STANDBY_DEG))
+    t0 = time.monotonic()
     env.close()  # e.g. Ctrl-C while the policy was thinking: the runner closes the env
-    assert estop_at(server) is not None
+    assert estop_at(server, t0) is not None
     server.close()
 
 
@@ -257,10 +278,11 @@ def test_stale_camera_frames_stop_the_arm() -> None:
     try:
         env.reset(seed=0)
         camera.stall()
+        t0 = time.monotonic()
         time.sleep(0.15)
         with pytest.raises(WatchdogError, match="stale"):
             env.step(np.array(STANDBY_DEG))
-        assert estop_at(env.server) is not None
+        assert estop_at(env.server, t0) is not None
     finally:
         env.close()
 
@@ -270,20 +292,21 @@ def test_estop_stays_latched_until_an_explicit_reset(server: FakeArmServer) -> N
     env = real_env(server, operator, armed=True)
     try:
         env.reset(seed=0)
+        t0 = time.monotonic()
         with pytest.raises(UnsafeActionError):
             env.step(np.full(6, math.nan))
-        assert estop_at(server) is not None
-        assert server.estop
+        assert estop_at(server, t0) is not None
+        assert not server.enabled
         with pytest.raises(EStopLatchedError, match="declined"):
             env.reset(seed=1)  # the operator answered "no"
-        assert server.estop
+        assert not server.enabled
         env.reset(seed=2)  # "RESET"
-        assert not server.estop and operator.prompts.count("estop_reset") == 2
+        assert server.enabled and operator.prompts.count("estop_reset") == 2
         env.step(np.array(STANDBY_DEG))
     finally:
         env.close()
     codes = [c.code for c in server.decoded()]
-    assert codes.index(p.Cmd.RESET_ESTOP) > codes.index(p.Cmd.ESTOP)
+    assert codes.index(p.Cmd.RESET) > codes.index(p.Cmd.ESTOP)
 
 
 # -- labels ------------------------------------------------------------------------------------
@@ -320,14 +343,17 @@ def test_full_episode_with_scripted_operator_stores_labels(
     (line,) = log.read_text().splitlines()
     facts = json.loads(line)
     assert facts["labeller"] == "alice" and facts["failure_tag"] == "dropped"
-    assert facts["server_version"].startswith("fake-parol6-server")
+    assert facts["server_version"].startswith(p.SERVER_RELEASE)
     assert facts["camera_serial"] == "FAKE-D405" and facts["seed"] == 7
     labels = info[api.EPISODE_LABELS_KEY]  # what the rollout stores as the episode's labels
     assert labels["labeller"] == "alice" and labels["failure_tag"] == "dropped"
     assert labels["server_version"] == facts["server_version"]
     assert labels["camera_serial"] == "FAKE-D405" and labels["camera_firmware"] == "fake"
     assert all(isinstance(v, str) for v in labels.values())
-    assert operator.prompts == ["arm", "reset pick_place 7", "label pick_place"]
+    kinds = [prompt.split()[0] for prompt in operator.prompts]
+    assert [k for k in kinds if k != "motion"] == ["arm", "reset", "label"]
+    assert any(prompt.startswith("motion HOME") for prompt in operator.prompts)
+    assert "max_speed_dps=30" in operator.prompts[0]  # the ARM prompt shows the limits
     assert p.Cmd.STOP in [c.code for c in server.decoded()]
 
 
@@ -388,6 +414,7 @@ class _FakeRS:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.resets = 0
+        self.ts, self.frozen = 0.0, False
         rs = self
 
         class Device:
@@ -407,6 +434,11 @@ class _FakeRS:
 
             def get_data(self):
                 return np.zeros((480, 640, 3), np.uint8)
+
+            def get_timestamp(self) -> float:  # the frame's own clock (ms)
+                if not rs.frozen:
+                    rs.ts += 1000 / 60
+                return rs.ts
 
         class Frames:
             def get_color_frame(self):
@@ -443,6 +475,14 @@ def test_camera_recovers_with_a_hardware_reset() -> None:
     assert rgb.shape == (480, 640, 3) and depth is None
     assert rs.resets == 1 and cam.info()["camera_recoveries"] == 1
     assert cam.info()["camera_serial"] == "123"
+    # a frozen camera repeating one frame keeps the stamp of its last new frame
+    _, _, fresh = cam.read()
+    rs.frozen = True
+    time.sleep(0.05)
+    _, _, frozen = cam.read()
+    assert frozen == fresh and time.monotonic() - frozen >= 0.05
+    rs.frozen = False
+    assert cam.read()[2] > fresh
     broken = RealSenseCamera(reset_wait_s=0.01, max_recoveries=2, rs=_FakeRS(failures=10))
     broken.start()
     with pytest.raises(CameraError, match="after 2 hardware reset"):
@@ -469,7 +509,7 @@ def test_cli_run_env_parol6_fake_end_to_end(cli) -> None:
     # the operator's and the hardware's strings are on the stored episode row
     labels = episode["labels"]
     assert labels["labeller"] == "bob" and labels["failure_tag"] == "slipped"
-    assert labels["server_version"].startswith("fake-parol6-server")
+    assert labels["server_version"] == f"{p.SERVER_RELEASE} (simulator)"
     shown = cli("show", str(run["id"])).stdout
     assert "labeller=bob" in shown and "failure_tag=slipped" in shown
 

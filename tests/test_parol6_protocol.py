@@ -16,40 +16,49 @@ text = st.text(max_size=20)
 small_ints = st.integers(-1000, 1000)
 
 
+fraction = st.floats(0.001, 1.0)
+joints = st.lists(finite, min_size=6, max_size=6)
+
+
 @st.composite
 def commands(draw: st.DrawFn) -> p.Command:
     code = draw(st.sampled_from(list(p.Cmd)))
-    params = draw(st.lists(finite, min_size=len(p.PARAMS[code]), max_size=len(p.PARAMS[code])))
-    return p.make_command(code, params)
+    if code is p.Cmd.SERVOJ:
+        return p.make_command(code, draw(joints), speed=draw(fraction), accel=draw(fraction))
+    if code is p.Cmd.MOVEJ:
+        timed = draw(st.booleans())
+        return p.make_command(
+            code,
+            draw(joints),
+            duration=draw(st.floats(0.01, 100)) if timed else 0.0,
+            speed=0.0 if timed else draw(fraction),
+            accel=draw(fraction),
+            rel=draw(st.booleans()),
+        )
+    return p.make_command(code)
 
 
 statuses = st.builds(
     p.Status,
-    pose=st.lists(finite, max_size=16).map(tuple),
+    pose=st.lists(finite, min_size=16, max_size=16).map(tuple),
     angles=st.lists(finite, min_size=6, max_size=6).map(tuple),
     speeds=st.lists(finite, min_size=6, max_size=6).map(tuple),
     io=st.lists(st.integers(0, 1), min_size=5, max_size=5).map(tuple),
-    gripper=st.lists(small_ints, min_size=6, max_size=6).map(tuple),
-    action_current=text,
-    action_state=text,
-    joint_en=st.lists(st.integers(0, 1), max_size=12).map(tuple),
-    cart_en_wrf=st.lists(st.integers(0, 1), max_size=12).map(tuple),
-    cart_en_trf=st.lists(st.integers(0, 1), max_size=12).map(tuple),
+    tool=st.tuples(
+        text, small_ints, st.booleans(), st.booleans(), small_ints,
+        st.lists(finite, max_size=3).map(tuple), st.lists(finite, max_size=3).map(tuple),
+    ),
 )
 replies = st.one_of(
-    st.just(p.Ok()),
-    st.builds(p.Error, text),
-    st.builds(p.Response, st.just(p.Cmd.GET_VERSION), text),
-    st.builds(
-        p.Response, st.just(p.Cmd.GET_HOMED), st.lists(st.booleans(), min_size=6, max_size=6)
-    ),
+    st.builds(p.Ok, st.none() | st.integers(0, 10**6)),
+    st.builds(p.Error, small_ints, text, text, small_ints),
+    st.builds(p.Ping, st.integers(0, 1)),
+    st.builds(p.Simulator, st.booleans()),
     statuses,
 )
 
 
 def _normal(reply: p.Reply) -> p.Reply:
-    if isinstance(reply, p.Response) and isinstance(reply.value, list):
-        return p.Response(reply.query, tuple(reply.value))
     return reply
 
 
@@ -91,32 +100,35 @@ def test_arbitrary_msgpack_values_decode_or_raise_protocol_error(value: object) 
             decode(blob)
 
 
-STATUS = p.Status((), (90.0, -90.0, 180.0, 0.0, 0.0, 180.0), (0.0,) * 6, (0,) * 5, (0,) * 6, "", "")
+STATUS = p.Status((0.0,) * 16, (90.0, -90.0, 180.0, 0.0, 0.0, 180.0), (0.0,) * 6, (0, 0, 0, 0, 1))
+R, S = p.MsgType.RESPONSE, p.QueryType.STATUS
 
 
 @pytest.mark.parametrize(
     ("obj", "message"),
     [
-        ([p.MsgType.STATUS, [], [1.0] * 5], "expected 11 items"),
+        ([R, [S, [0.0] * 16, [1.0] * 5]], "expected 6 values, found 3"),
         (
-            [p.MsgType.STATUS, [], [1.0] * 5, [0.0] * 6, [0] * 5, [0] * 6, "", "", [], [], []],
+            [R, [S, [0.0] * 16, [1.0] * 5, [0.0] * 6, [0, 0, 0, 0, 1], ["", 0, 0, 0, 0, [], []]]],
             "STATUS angles: expected 6 values, found 5",
         ),
         (
-            [p.MsgType.STATUS, [], [math.nan, 1, 1, 1, 1, 1], [0.0] * 6, [0] * 5, [0] * 6,
-             "", "", [], [], []],
+            [R, [S, [0.0] * 16, [math.nan, 1, 1, 1, 1, 1], [0.0] * 6, [0, 0, 0, 0, 1],
+                 ["", 0, 0, 0, 0, [], []]]],
             "STATUS angles[0]: expected a finite number",
         ),
         (
-            [p.MsgType.STATUS, [], ["x"] * 6, [0.0] * 6, [0] * 5, [0] * 6, "", "", [], [], []],
+            [R, [S, [0.0] * 16, ["x"] * 6, [0.0] * 6, [0] * 5, ["", 0, 0, 0, 0, [], []]]],
             "expected a number, found str",
         ),
-        ([p.MsgType.ERROR], "expected [ERROR, message]"),
-        ([99, "x"], "unknown code 99"),
-        ([p.MsgType.RESPONSE, p.Cmd.HOME, 1], "HOME is not a query"),
-        ([p.MsgType.RESPONSE, p.Cmd.GET_HOMED, [1] * 6], "expected booleans"),
-        ({"a": 1}, "expected OK or a non-empty array"),
-        (7, "unknown code 7"),
+        ([p.MsgType.ERROR, ["x"]], "expected 6 values, found 1"),
+        ([99, None], "unknown code 99"),
+        ([R, [99]], "RESPONSE query type: unknown code 99"),
+        ([R, [p.QueryType.IS_SIMULATOR, 1]], "expected a bool"),
+        ([p.MsgType.STATUS, []], "STATUS broadcast arrived on the command socket"),
+        ({"a": 1}, "expected an array [type, body]"),
+        (1, "expected an array [type, body]"),
+        ([p.MsgType.OK, "x"], "OK index: expected an integer"),
     ],
 )
 def test_malformed_replies_say_what_was_expected(obj: object, message: str) -> None:
@@ -140,11 +152,18 @@ def test_trailing_bytes_and_empty_datagrams_are_rejected() -> None:
 
 
 def test_commands_with_bad_parameters_cannot_be_encoded() -> None:
-    with pytest.raises(p.ProtocolError, match="expected 7 parameter"):
-        p.make_command(p.Cmd.SERVO_JOINT, [0.0] * 6)
+    with pytest.raises(p.ProtocolError, match="expected 6 joint angles"):
+        p.make_command(p.Cmd.SERVOJ, [0.0] * 5, speed=0.2)
     with pytest.raises(p.ProtocolError, match="finite"):
-        p.make_command(p.Cmd.SERVO_JOINT, [math.nan] + [0.0] * 6)
+        p.make_command(p.Cmd.SERVOJ, [math.nan] + [0.0] * 5, speed=0.2)
     with pytest.raises(p.ProtocolError, match="finite"):
-        p.encode_command(p.Command(p.Cmd.SERVO_JOINT, (math.inf,) + (0.0,) * 6))
+        p.encode_command(p.Command(p.Cmd.SERVOJ, (math.inf,) + (0.0,) * 5, speed=0.2))
+    # speed is a fraction of the joint speed, never a percentage (20 is refused)
+    with pytest.raises(p.ProtocolError, match=r"fraction in \(0, 1\]"):
+        p.make_command(p.Cmd.SERVOJ, [0.0] * 6, speed=20)
+    with pytest.raises(p.ProtocolError, match="exactly one of duration"):
+        p.make_command(p.Cmd.MOVEJ, [0.0] * 6, duration=1.0, speed=0.5)
+    with pytest.raises(p.ProtocolError, match="takes no parameters"):
+        p.make_command(p.Cmd.ESTOP, [0.0] * 6)
     with pytest.raises(p.ProtocolError, match="unknown code"):
         p.decode_command(msgpack.packb([999]))

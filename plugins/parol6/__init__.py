@@ -7,9 +7,10 @@ operator (semantics ``human``). Options: :mod:`.options`. By default the env is 
 against the built-in fake arm and camera; the real arm needs ``fake: false`` and ``--armed``
 (the runner's ``api.ARMED_OPTION``, checked by :func:`preflight` before a run's jobs start).
 
-Modules: ``protocol`` (wire format), ``driver`` (UDP client), ``safety`` (gate, arming, e-stop
-latch, watchdog), ``camera`` (D405), ``fake`` (fake server and camera), ``operator`` (prompts),
-``options``, ``env``. Nothing heavy is imported until ``make``.
+Modules: ``protocol`` (wire format of the pinned parol6-server release), ``driver`` (UDP
+client, confirmed e-stop), ``safety`` (gate, caps, arming, per-arm e-stop latch, watchdog),
+``signals`` (SIGTERM/SIGHUP/SIGINT e-stop), ``camera`` (D405), ``fake`` (fake server and
+camera), ``operator`` (prompts), ``options``, ``env``. Nothing heavy is imported until ``make``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def preflight(task: str, options: Mapping[str, Any]) -> str | None:
         )
     if o.operator_kind == "console":
         from .env import make_operator
-        from .safety import confirm_once
+        from .safety import arming_key, confirm_once
 
-        if not confirm_once(f"{o.host}:{o.port}", make_operator(o).confirm_arming):
+        key = arming_key(o.host, o.port, o.safety, o.start_joints)
+        if not confirm_once(key, make_operator(o).confirm_arming):
             return "arming was not confirmed at the terminal (type ARM)"
     return None
 

@@ -57,6 +57,8 @@ class RealSenseCamera:
         self.recoveries = 0
         self.pipeline: Any = None
         self._info: dict[str, Any] = {}
+        self._frame_ts: float | None = None
+        self._advanced_at = 0.0
 
     def _device(self) -> Any:
         devices = list(self.rs.context().query_devices())
@@ -117,7 +119,8 @@ class RealSenseCamera:
                     ) from exc
 
     def read(self) -> tuple[np.ndarray, np.ndarray | None, float]:
-        """``(rgb uint8 HxWx3, depth uint16 HxW or None, capture time monotonic s)``."""
+        """``(rgb uint8 HxWx3, depth uint16 HxW or None, capture time monotonic s)``; one wait
+        lasts at most ``timeout_ms`` (the env passes its status deadline)."""
         while True:
             try:
                 frames = self.pipeline.wait_for_frames(self.timeout_ms)
@@ -131,9 +134,17 @@ class RealSenseCamera:
                     if not dframe:
                         raise RuntimeError("frame set without a depth frame")
                     depth = np.asanyarray(dframe.get_data()).copy()
-                return rgb, depth, time.monotonic()
+                return rgb, depth, self._stamp(color.get_timestamp())
             except RuntimeError as exc:
                 self._recover(exc)
+
+    def _stamp(self, frame_ts_ms: float) -> float:
+        """The capture time (monotonic s) from the frame's OWN timestamp: when that timestamp
+        last advanced. A frozen camera repeating one frame keeps its old stamp, so the env's
+        staleness check sees it age (arrival time would always look fresh)."""
+        if self._frame_ts is None or frame_ts_ms != self._frame_ts:
+            self._frame_ts, self._advanced_at = frame_ts_ms, time.monotonic()
+        return self._advanced_at
 
     def info(self) -> dict[str, Any]:
         return dict(self._info, camera_recoveries=self.recoveries)

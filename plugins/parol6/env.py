@@ -1,13 +1,18 @@
 """The PAROL6 as a gymnasium-style env: joint-position control, a D405, a human judge.
 
-One episode: (e-stop reset if latched, with the operator's consent) -> arming check -> the
-operator resets the scene -> enable, home if needed, planned move to the start pose -> steps
-at ``control_hz``, each action passed through the safety gate -> after ``episode_steps`` the
-arm stops and the operator labels success (optional progress and failure tag), which becomes
-``info["is_success"]`` of the last step (success semantics ``human``).
+One episode: arming check -> (e-stop reset if latched, with the operator's consent) -> the arm
+is parked (server e-stop latched and confirmed; the first time, a refused zero move proves the
+latch works) while the operator resets the scene -> RESET, homing once per arm (asked), a
+planned move to the start pose at a speed capped by ``max_speed_dps`` (asked when long) ->
+steps at ``control_hz``, each action passed through the safety gate -> after ``episode_steps``
+the arm stops and is parked again while the operator labels success (optional progress and
+failure tag), which becomes ``info["is_success"]`` of the last step (success semantics
+``human``).
 
-Any exception, Ctrl-C, a stale observation or status, or a stalled policy sends e-stop, which
-stays latched until an explicit reset.
+Any exception, SIGINT/SIGTERM/SIGHUP, a stale observation or status, a measured pose outside
+the limits, persistent clamping or a stalled policy sends a confirmed e-stop (resent until the
+server acknowledges it; if it never does, a loud alert), which stays latched, per arm, until an
+explicit reset.
 """
 
 from __future__ import annotations
@@ -24,25 +29,31 @@ import numpy as np
 from vlabench import api
 
 from . import protocol as p
+from . import signals
 from .driver import Parol6Client
 from .fake import FakeArmServer, FakeCamera
 from .operator import AutoOperator, ConsoleOperator, Label, Operator, ScriptedOperator
 from .options import Parol6Options
 from .safety import (
+    STANDBY_DEG,
     Arming,
-    EStopLatch,
     EStopLatchedError,
     NotArmedError,
+    OutOfLimitsError,
     SafeTarget,
     SafetyError,
     SafetyGate,
     Watchdog,
     WatchdogError,
+    arm_latch,
+    arming_key,
 )
 
 INFO_KEY = "parol6"
 """``info[INFO_KEY]`` of the last step holds the episode's labels and session facts."""
 LABEL_FACTS = ("labeller", "failure_tag", "server_version", "server")
+LOUD = "!" * 72
+HOME_START_S = 0.5  # a HOME that shows no motion within this long is taken as done in place
 """Facts stored as the episode's string labels (with the camera's string facts)."""
 
 
@@ -78,19 +89,22 @@ class Parol6Env:
         self.safety = options.safety
         self.gate = SafetyGate(self.safety)
         self.operator = operator or make_operator(options)
-        self.arming = Arming(
-            options.fake,
-            armed,
-            self.operator.confirm_arming,
-            target=f"{options.host}:{options.port}",
-        )
-        self.latch = EStopLatch()
         self.server: FakeArmServer | None = None
         host, port = options.host, options.port
         if options.fake:
             self.server = FakeArmServer(latency_s=options.fake_latency_ms / 1000)
             host, port = self.server.host, self.server.port
-        self.client = Parol6Client(host, port, self.arming, options.reply_timeout_ms / 1000)
+        self.arming = Arming(
+            options.fake,
+            armed,
+            self.operator.confirm_arming,
+            target=arming_key(options.host, options.port, self.safety, options.start_joints),
+        )
+        self.latch = arm_latch(f"{host}:{port}")
+        self.client = Parol6Client(
+            host, port, self.arming, self.latch, options.reply_timeout_ms / 1000
+        )
+        self.last_estop: dict[str, Any] | None = None
         self.watchdog = Watchdog(
             self.safety.policy_timeout_ms / 1000,
             self.safety.status_timeout_ms / 1000,
@@ -108,17 +122,18 @@ class Parol6Env:
         self.steps = 0
         self.clamped = 0
         self.estops = 0
+        self.limit_streak = 0
         self.episode_started = 0.0
         self.seed: int | None = None
         self._next_tick = self._last_sent = 0.0
         try:
-            self.client.ping()
-            self.server_version = self.client.version()
-            if options.server_version is not None and self.server_version != options.server_version:
+            self.server_version = self.client.handshake()
+            if options.server_version not in (None, p.SERVER_RELEASE):
                 raise RuntimeError(
-                    f"parol6-server reports version {self.server_version!r}, the suite expects "
-                    f"{options.server_version!r} (option server_version)"
+                    f"parol6: this plugin speaks parol6-server {p.SERVER_RELEASE}'s protocol "
+                    f"only, the options name {options.server_version!r} (option server_version)"
                 )
+            signals.register(self)
             if self.camera is None and self.render:
                 self.camera = self._make_camera()
             if self.camera is not None:
@@ -154,18 +169,44 @@ class Parol6Env:
         from .camera import RealSenseCamera
 
         return RealSenseCamera(
-            o.camera_serial, o.camera_width, o.camera_height, o.camera_fps, o.depth
+            o.camera_serial, o.camera_width, o.camera_height, o.camera_fps, o.depth,
+            timeout_ms=int(self.safety.status_timeout_ms),
         )
 
     # -- safety -------------------------------------------------------------------------
     def _emergency(self, reason: str) -> None:
-        """E-stop now (any thread): latched until an explicit reset."""
+        """E-stop now (any thread): latched for this arm until an explicit reset; the e-stop
+        is resent until the server confirms it, else the operator is alerted loudly."""
         self.latch.engage(reason)
         self.watchdog.disarm()
         self.active = False
         self.estops += 1
-        self.client.estop()
-        self.operator.notify(f"E-STOP: {reason}")
+        confirmed = self.client.estop()
+        self.last_estop = {
+            "reason": reason,
+            "confirmed": confirmed,
+            "seconds": self.client.estop_confirmed_s,
+            "sends": self.client.estop_sends,
+        }
+        if confirmed:
+            self.operator.notify(f"E-STOP: {reason}")
+            return
+        self.operator.notify(
+            f"{LOUD}\nE-STOP NOT CONFIRMED by parol6-server ({self.client.estop_sends} sent "
+            f"in 1 s; STOP sent too). PRESS THE HARDWARE E-STOP NOW.\nReason: {reason}\n{LOUD}"
+        )
+
+    def emergency_on_signal(self, name: str) -> None:
+        """A terminating signal (see :mod:`.signals`): e-stop if this env may have moved."""
+        if self.arming.armed and not self.latch.engaged:
+            self._emergency(f"signal {name}")
+
+    def _park(self) -> None:
+        """Disable the arm while a human is in the workspace: a confirmed server e-stop that
+        is ours (no operator consent needed to leave it)."""
+        if not self.client.estop():
+            self._emergency("parking: the server did not confirm the e-stop")
+            raise EStopLatchedError("the server did not confirm the e-stop (see the alert)")
 
     def _guarded(self, fn: Any, *args: Any) -> Any:
         try:
@@ -182,7 +223,8 @@ class Parol6Env:
         status = self.client.status()
         self.watchdog.status_alive()
         if status.estop:  # the physical button: _guarded latches and sends e-stop as well
-            raise EStopLatchedError("the arm reports its e-stop engaged")
+            raise EStopLatchedError("the arm reports its e-stop button pressed")
+        self.gate.check_measured(status.angles)
         self.status = status
         return status
 
@@ -226,33 +268,67 @@ class Parol6Env:
         self.episode_steps = int(options.get("max_steps") or self.options.episode_steps)
         self.arming.arm()  # before anything is sent that changes the arm's state
         status = self.client.status()
-        if self.latch.engaged or status.estop:
-            reason = self.latch.reason or "the arm reports its e-stop engaged"
+        if status.estop:
+            raise EStopLatchedError("the arm's e-stop button is pressed: release it first")
+        if self.latch.engaged:
+            reason = self.latch.reason
             if not self.operator.confirm_estop_reset(reason):
                 raise EStopLatchedError(f"e-stop latched ({reason}) and the reset was declined")
-            self.client.reset_estop()
             self.latch.release()
             self.watchdog.tripped = None
+        self._park()
+        if not self.latch.verified:  # once per arm: a wrong ESTOP code is caught here
+            self.client.probe_latched()
+            self.latch.verified = True
         self.operator.reset_scene(self.task, self.instruction, seed)
-        self.client.enable()
-        if not self.client.homed():
-            self.client.home()
-            self._wait(lambda: self.client.homed(), self.options.home_timeout_s, "homing")
+        self.client.reset()
+        if not self.latch.homed:
+            self._home()
         start = self.gate.checked_pose(self.options.start_joints)
-        self.client.move_joints(start, self.safety.speed_pct)
+        here = np.asarray(self._read_status().angles)
+        distance = float(np.max(np.abs(np.asarray(start.joints) - here)))
+        if distance > self.safety.confirm_move_deg and not self.operator.confirm_motion(
+            f"move up to {distance:.0f} deg to the start pose {list(start.joints)}"
+        ):
+            raise SafetyError("the move to the start pose was declined")
+        duration = max(0.5, 2 * distance / self.safety.max_speed_dps)  # a peak <= the cap
+        self.client.move_joints(start, duration)
         self._wait(
             lambda: np.allclose(self._read_status().angles, start.joints, atol=0.5),
-            self.options.move_timeout_s,
+            max(self.options.move_timeout_s, 2 * duration + 1),
             "the move to the start pose",
         )
         self._read_status()
         self.last_target: tuple[float, ...] | None = start.joints
-        self.steps = self.clamped = 0
+        self.steps = self.clamped = self.limit_streak = 0
         self.active = True
         self.episode_started = self._next_tick = self._last_sent = time.monotonic()
         self.watchdog.arm()
         obs = self._observation()
         return obs, {"is_success": False}
+
+    def _home(self) -> None:
+        """HOME once per arm, after the operator agreed; the pose is checked afterwards."""
+        if not self.operator.confirm_motion(f"HOME the arm (it ends at standby {STANDBY_DEG})"):
+            raise SafetyError("homing was declined")
+        self.client.home()
+        # An arm already at standby satisfies "at standby and still" before homing starts;
+        # so first give the motion a moment to begin, then wait for it to end at standby.
+        with contextlib.suppress(TimeoutError):  # never moved: a simulator homes in place
+            self._wait(self._moving, HOME_START_S, "homing")
+        self._wait(
+            lambda: np.allclose(self._read_status().angles, STANDBY_DEG, atol=1.0)
+            and not self._moving(fresh=False),
+            self.options.home_timeout_s,
+            "homing",
+        )
+        self.gate.check_measured(self._read_status().angles)
+        self.latch.homed = True
+
+    def _moving(self, fresh: bool = True) -> bool:
+        """Whether any joint reports a speed (reads a new status unless ``fresh`` is False)."""
+        status = self._read_status() if fresh else self.status
+        return any(status.speeds)  # type: ignore[union-attr]
 
     def _wait(self, done: Any, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -286,7 +362,13 @@ class Parol6Env:
         )
         self.last_target = target.joints
         self.clamped += target.clamped
-        self.client.servo_joints(target, self.safety.speed_pct)
+        self.limit_streak = self.limit_streak + 1 if target.limited else 0
+        if self.limit_streak > self.safety.max_limit_clamps:
+            raise OutOfLimitsError(
+                f"{self.limit_streak} steps in a row clamped at the joint limits (actions in "
+                f"the wrong units, radians for degrees?): stopping"
+            )
+        self.client.servo_joints(target, self.safety.speed_pct / 100)
         self._last_sent = now
         self._read_status()
         self.watchdog.check()
@@ -298,6 +380,7 @@ class Parol6Env:
             self.watchdog.disarm()
             self.active = False
             self.client.stop()
+            self._park()  # disabled while the operator labels (and resets the scene)
             label = self.operator.label(self.task, self.options.failure_tags)
             info.update(self._episode_info(label))
             return obs, 0.0, True, False, info
@@ -362,6 +445,7 @@ class Parol6Env:
     def close(self) -> None:
         """Release everything; closing mid-episode (Ctrl-C in the policy, a crash in the
         runner) is an emergency: e-stop."""
+        signals.unregister(self)
         watchdog = getattr(self, "watchdog", None)
         if watchdog is not None:
             watchdog.close()

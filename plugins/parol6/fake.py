@@ -1,10 +1,17 @@
 """Fakes that speak the real interfaces: a PAROL6 server on loopback UDP, and a D405 camera.
 
-:class:`FakeArmServer` decodes every datagram with the same :mod:`.protocol` as the client,
-keeps simulated joint state (moving towards its target at a speed-limited rate), refuses
-targets beyond the joint limits, latches e-stop until ``RESET_ESTOP``, and can add latency or go
-silent. Every raw datagram it receives is kept in :attr:`FakeArmServer.received`, so tests
-assert on the bytes that reached the "wire".
+:class:`FakeArmServer` decodes every datagram with :mod:`.protocol` and answers like
+``parol6-server`` 0.4.0 (the contract test ``tests/test_parol6_contract.py`` holds it to the
+recorded exchanges of ``tests/fixtures/parol6/``): it keeps simulated joint state (moving
+towards its target at a speed-limited rate, and recording the fastest joint speed it moved),
+refuses targets beyond the joint limits, latches ESTOP until RESET (motion answered ERROR 50),
+and can add latency, go silent, or drop ESTOP datagrams on purpose. Every raw datagram it
+receives is kept in :attr:`FakeArmServer.received`, so tests assert on the bytes that reached
+the "wire". Like the server's simulator it reports PING ``hardware_connected`` 0 and STATUS
+angles as whole motor steps converted back to degrees (:func:`reported_angles`). It computes
+no kinematics: ``pose`` is :attr:`FakeArmServer.pose`, by default the server's pose at standby
+(:data:`STANDBY_POSE`), whatever the joints. Unlike the server, which clamps a streamed SERVOJ
+target to its joint limits and moves there, it refuses such a target (and records why).
 
 :class:`FakeCamera` returns synthetic frames (a gradient and a marker that moves with the joint
 state) with the same ``read``/``info`` interface as :class:`~.camera.RealSenseCamera`.
@@ -13,6 +20,7 @@ state) with the same ``read``/``info`` interface as :class:`~.camera.RealSenseCa
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
 import time
@@ -24,9 +32,27 @@ import numpy as np
 from . import protocol as p
 from .safety import JOINT_LIMITS_DEG, STANDBY_DEG
 
-FAKE_VERSION = "fake-parol6-server 1.0 (firmware fake)"
 MAX_JOINT_SPEED_DPS = 180.0
-"""Joint speed at 100 %; the fake moves at ``speed_pct`` of it."""
+"""Joint speed at speed fraction 1.0."""
+STANDBY_POSE = (
+    -3.874380737769191e-15, -1.0, -6.844989274341798e-15, -9.01922533620712e-14,
+    -1.2917732950546934e-05, 6.845039321986413e-15, -0.9999999999165661, 236.7701591218535,
+    0.9999999999165661, -3.874292315702441e-15, -1.2917732950546934e-05, 334.0027559946956,
+    0.0, 0.0, 0.0, 1.0,
+)
+"""The STATUS pose of parol6-server 0.4.0 at standby (tool NONE): the row-major 4x4 TCP pose,
+translation in mm, as recorded in ``tests/fixtures/parol6/wire-0.4.0.json``."""
+DEG_PER_STEP = 360.0 / (32 * 200)
+"""One motor microstep (32 microsteps, 200 steps per revolution), in motor degrees."""
+JOINT_RATIO = np.array([6.4, 20.0, 20.0 * (38.0 / 42.0), 4.0, 4.0, 10.0], dtype=np.float64)
+"""Reduction ratio of each joint (motor turns per joint turn)."""
+
+
+def reported_angles(joints: Sequence[float]) -> tuple[float, ...]:
+    """Joint angles (deg) as the server reports them: the motors hold whole steps, and STATUS
+    converts the step counts back to degrees (so a commanded 180.0 on J3 reads 180.00074...)."""
+    steps = np.rint(np.asarray(joints, dtype=np.float64) / DEG_PER_STEP * JOINT_RATIO)
+    return tuple(float(a) for a in steps * DEG_PER_STEP / JOINT_RATIO)
 
 
 class FakeArmServer:
@@ -45,23 +71,37 @@ class FakeArmServer:
         self.limits = np.asarray(JOINT_LIMITS_DEG, dtype=np.float64)
         self.joints = np.asarray(start_joints, dtype=np.float64)
         self.target = self.joints.copy()
-        self.speed_dps = 0.0
-        self.enabled = False
+        self.speed_dps = np.zeros(6)
+        self.enabled = True
+        """The server starts enabled; ESTOP latches it disabled until RESET."""
+        self.disabled_reason = ""
         self.homed = False
+        self.hardware_connected = 0
+        """PING's answer: 0, as the server's simulator (no board) reports it."""
+        self.pose: tuple[float, ...] = STANDBY_POSE
+        """The STATUS pose (not computed from the joints)."""
+        self.button = False
+        """The physical e-stop is pressed (``io[4] == 0``)."""
         self._homing_until: float | None = None
-        self.estop = False
+        self._index = -1
         self.silent = False
         """When true the server reads but never answers (an arm that went quiet)."""
+        self.drop_estops = 0
+        """ESTOP datagrams still to drop unseen (a lossy link)."""
+        self.peak_dps = 0.0
+        """The fastest any joint moved (deg/s), over the whole session."""
         self.received: list[bytes] = []
         self.received_at: list[float] = []
         """``time.monotonic()`` of each datagram in :attr:`received`."""
         self.commands: list[p.Command] = []
         self.errors: list[str] = []
+        self.estop_at: float | None = None
+        """``time.monotonic()`` when the last ESTOP took effect."""
         self._sim_at = time.monotonic()
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((host, port))
-        self._sock.settimeout(0.02)
+        self._sock.settimeout(0.005)
         self.host, self.port = self._sock.getsockname()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="fake-parol6", daemon=True)
@@ -75,76 +115,93 @@ class FakeArmServer:
             self.joints[:] = STANDBY_DEG
             self.target[:] = STANDBY_DEG
             self.homed, self._homing_until = True, None
-        if self.estop or not self.enabled or self._homing_until is not None:
+        if not self.enabled or self._homing_until is not None or dt <= 0:
             return
         step = self.speed_dps * dt
-        self.joints += np.clip(self.target - self.joints, -step, step)
+        moved = np.clip(self.target - self.joints, -step, step)
+        self.joints += moved
+        if dt > 1e-4:
+            self.peak_dps = max(self.peak_dps, float(np.max(np.abs(moved))) / dt)
+
+    def _moving(self) -> bool:
+        return self._homing_until is not None or not np.allclose(self.joints, self.target)
 
     def _status(self) -> p.Status:
-        moving = self._homing_until is not None or not np.allclose(self.joints, self.target)
+        speeds = self.speed_dps * math.pi / 180 if self._moving() else np.zeros(6)
         return p.Status(
-            pose=tuple([0.0] * 16),
-            angles=tuple(float(a) for a in self.joints),
-            speeds=tuple([self.speed_dps if moving else 0.0] * 6),
-            io=(0, 0, 0, 0, p.ESTOP_ENGAGED if self.estop else 0),
-            gripper=(0, 0, 0, 0, 0, 0),
-            action_current="HOME" if self._homing_until is not None else "",
-            action_state="ESTOP" if self.estop else ("EXECUTING" if moving else "IDLE"),
-            joint_en=(1,) * 12,
-            cart_en_wrf=(1,) * 12,
-            cart_en_trf=(1,) * 12,
+            pose=self.pose,
+            angles=reported_angles(self.joints),
+            speeds=tuple(float(v) for v in speeds),
+            io=(0, 0, 0, 0, 0 if self.button else p.ESTOP_RELEASED),
         )
 
-    def _move(self, params: tuple[float, ...]) -> p.Reply | None:
-        target, speed_pct = np.asarray(params[:6]), params[6]
-        if self.estop:
-            return p.Error("e-stop latched")
-        if not self.enabled or not self.homed:
-            return p.Error("not enabled and homed")
+    def _disabled(self) -> p.Error:
+        reason = self.disabled_reason or "Controller disabled"
+        return p.Error(
+            p.ERR_CONTROLLER_DISABLED,
+            "Controller disabled",
+            f"Motion command sent while controller is disabled. {reason}",
+        )
+
+    def _queued(self) -> p.Ok:
+        self._index += 1
+        return p.Ok(self._index)
+
+    def _motion(self, c: p.Command) -> p.Reply | None:
+        answer = c.code is not p.Cmd.SERVOJ
+        if not self.enabled:
+            return self._disabled() if answer else None
+        if c.code is p.Cmd.HOME:
+            self._homing_until = time.monotonic() + self.home_time_s
+            return self._queued()
+        target = np.asarray(c.joints) + (self.joints if c.rel else 0.0)
         if np.any(target < self.limits[:, 0]) or np.any(target > self.limits[:, 1]):
             self.errors.append(f"target beyond joint limits: {target.tolist()}")
-            return p.Error("target beyond joint limits")
-        if not 0 < speed_pct <= 100:
-            return p.Error("speed percentage must be in (0, 100]")
+            if not answer:
+                return None
+            joint = int(np.argmax((target < self.limits[:, 0]) | (target > self.limits[:, 1])))
+            return p.Error(
+                p.ERR_VALIDATION,
+                "Command validation error",
+                f"Invalid parameters. Joint {joint + 1} target ({target[joint]:.1f} deg) is out "
+                "of range",
+            )
+        if c.code is p.Cmd.MOVEJ and c.duration > 0:
+            self.speed_dps = np.abs(target - self.joints) / c.duration
+        else:
+            self.speed_dps = np.full(6, MAX_JOINT_SPEED_DPS * c.speed)
         self.target[:] = target
-        self.speed_dps = MAX_JOINT_SPEED_DPS * speed_pct / 100
-        return p.Ok()
+        return self._queued() if answer else None
 
     def handle(self, command: p.Command) -> p.Reply | None:
-        """Apply one command; the reply (None for unacknowledged commands)."""
+        """Apply one command; the reply (None for unanswered ones)."""
         self._advance()
         code = command.code
         if code is p.Cmd.PING:
-            return p.Ok()
-        if code is p.Cmd.GET_STATUS:
+            return p.Ping(self.hardware_connected)
+        if code is p.Cmd.IS_SIMULATOR:
+            return p.Simulator(True)
+        if code is p.Cmd.STATUS:
             return self._status()
-        if code is p.Cmd.GET_VERSION:
-            return p.Response(code, FAKE_VERSION)
-        if code is p.Cmd.GET_HOMED:
-            return p.Response(code, [self.homed] * 6)
-        if code is p.Cmd.ESTOP:
-            self.estop, self.enabled = True, False
+        if code in (p.Cmd.ESTOP, p.Cmd.STOP):
             self.target[:] = self.joints
+            self._homing_until = None
+            if code is p.Cmd.ESTOP:
+                self.enabled, self.disabled_reason = False, "Protective stop (estop)"
+                self.estop_at = time.monotonic()
             return p.Ok()
-        if code is p.Cmd.RESET_ESTOP:
-            self.estop = False
+        if code is p.Cmd.RESET:
+            self.enabled, self.disabled_reason = True, ""
             return p.Ok()
-        if code in (p.Cmd.STOP, p.Cmd.DISABLE):
-            self.target[:] = self.joints
-            self.enabled = self.enabled and code is p.Cmd.STOP
-            return p.Ok()
-        if self.estop:
-            return p.Error("e-stop latched")
-        if code is p.Cmd.ENABLE:
-            self.enabled = True
-            return p.Ok()
-        if code is p.Cmd.HOME:
-            if not self.enabled:
-                return p.Error("not enabled")
-            self._homing_until = time.monotonic() + self.home_time_s
-            return p.Ok()
-        reply = self._move(command.params)
-        return reply if code is p.Cmd.MOVE_JOINT else None
+        return self._motion(command)
+
+    def press_button(self, pressed: bool = True) -> None:
+        """The physical e-stop: pressed, the controller is disabled until released."""
+        with self._lock:
+            self.button = pressed
+            if pressed:
+                self.enabled, self.disabled_reason = False, "E-stop active"
+                self.target[:] = self.joints
 
     # -- transport -----------------------------------------------------------------------
     def _serve(self) -> None:
@@ -154,6 +211,8 @@ class FakeArmServer:
             except (TimeoutError, OSError):
                 if self._stop.is_set():
                     return  # only once nothing is pending: a last e-stop is still recorded
+                with self._lock:
+                    self._advance()
                 continue
             with self._lock:
                 self.received.append(data)
@@ -162,8 +221,13 @@ class FakeArmServer:
                     command = p.decode_command(data)
                 except p.ProtocolError as exc:
                     self.errors.append(str(exc))
-                    reply: p.Reply | None = p.Error(f"malformed command: {exc}")
+                    reply: p.Reply | None = p.Error(
+                        p.ERR_VALIDATION, "Command validation error", f"Invalid parameters. {exc}"
+                    )
                 else:
+                    if command.code is p.Cmd.ESTOP and self.drop_estops > 0:
+                        self.drop_estops -= 1
+                        continue  # lost on the way: never seen
                     self.commands.append(command)
                     reply = self.handle(command)
                 silent = self.silent

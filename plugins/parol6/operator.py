@@ -1,6 +1,6 @@
 """The human in the loop: arming confirmation, scene resets, success labels.
 
-An operator answers five questions; :class:`ConsoleOperator` asks them on the terminal,
+An operator answers six questions; :class:`ConsoleOperator` asks them on the terminal,
 :class:`ScriptedOperator` takes the answers from a list (tests, ``operator_script`` option) and
 :class:`AutoOperator` answers without asking (fake dry runs: labels "failure", labeller
 "auto"). Arming through the console needs a real terminal (stdin is a TTY).
@@ -9,6 +9,7 @@ An operator answers five questions; :class:`ConsoleOperator` asks them on the te
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,9 +29,11 @@ class Label:
 class Operator(Protocol):
     labeller: str
 
-    def confirm_arming(self, phrase: str) -> bool: ...
+    def confirm_arming(self, phrase: str, details: str) -> bool: ...
 
     def confirm_estop_reset(self, reason: str) -> bool: ...
+
+    def confirm_motion(self, what: str) -> bool: ...
 
     def reset_scene(self, task: str, instruction: str, seed: int | None) -> None: ...
 
@@ -83,19 +86,29 @@ class ConsoleOperator:
     def notify(self, message: str) -> None:
         self._say(message)
 
-    def confirm_arming(self, phrase: str) -> bool:
+    def _typed(self, prompt: str, word: str, what: str) -> bool:
         if not self._is_tty():
-            self._say("arming needs an interactive terminal; stdin is not a TTY")
+            self._say(f"{what} needs an interactive terminal; stdin is not a TTY")
             return False
-        answer = self._ask(
-            f"The PAROL6 will MOVE. Clear the workspace, keep the e-stop in reach, "
-            f"then type {phrase} to arm: "
+        return self._ask(prompt).strip() == word
+
+    def confirm_arming(self, phrase: str, details: str) -> bool:
+        lines = textwrap.wrap(details, 76, subsequent_indent="  ", break_on_hyphens=False)
+        self._say("Arming " + "\n".join(lines))
+        return self._typed(
+            f"The PAROL6 will MOVE with the limits above. Clear the workspace, keep the "
+            f"HARDWARE e-stop within reach, then type {phrase} to arm: ",
+            phrase,
+            "arming",
         )
-        return answer.strip() == phrase
 
     def confirm_estop_reset(self, reason: str) -> bool:
-        answer = self._ask(f"E-stop latched ({reason}). Type RESET when it is safe: ")
-        return answer.strip() == "RESET"
+        return self._typed(
+            f"E-stop latched ({reason}). Type RESET when it is safe: ", "RESET", "an e-stop reset"
+        )
+
+    def confirm_motion(self, what: str) -> bool:
+        return self._typed(f"The arm will {what}. Type GO to allow it: ", "GO", "this motion")
 
     def reset_scene(self, task: str, instruction: str, seed: int | None) -> None:
         self._ask(f"[{task} seed {seed}] reset the scene ({instruction}); press Enter to start: ")
@@ -127,6 +140,7 @@ class ScriptedOperator:
         self.labeller = labeller
         self.prompts: list[str] = []
         self.messages: list[str] = []
+        self.decline_motion = False
 
     def _next(self, what: str) -> str:
         if not self._answers:
@@ -136,13 +150,18 @@ class ScriptedOperator:
     def notify(self, message: str) -> None:
         self.messages.append(message)
 
-    def confirm_arming(self, phrase: str) -> bool:
-        self.prompts.append("arm")
+    def confirm_arming(self, phrase: str, details: str) -> bool:
+        self.prompts.append(f"arm {details}")
         return self._next("arming") == phrase
 
     def confirm_estop_reset(self, reason: str) -> bool:
         self.prompts.append("estop_reset")
         return self._next("e-stop reset") == "RESET"
+
+    def confirm_motion(self, what: str) -> bool:
+        """Allowed unless ``decline_motion`` (recorded; consumes no answer)."""
+        self.prompts.append(f"motion {what}")
+        return not self.decline_motion
 
     def reset_scene(self, task: str, instruction: str, seed: int | None) -> None:
         self.prompts.append(f"reset {task} {seed}")
@@ -165,10 +184,13 @@ class AutoOperator:
     def notify(self, message: str) -> None:
         self.messages.append(message)
 
-    def confirm_arming(self, phrase: str) -> bool:
+    def confirm_arming(self, phrase: str, details: str) -> bool:
         return False
 
     def confirm_estop_reset(self, reason: str) -> bool:
+        return True
+
+    def confirm_motion(self, what: str) -> bool:
         return True
 
     def reset_scene(self, task: str, instruction: str, seed: int | None) -> None:

@@ -53,7 +53,8 @@ class Parol6Options:
     failure_tags: tuple[str, ...] = ()
     labels_log: str | None = None
     server_version: str | None = None
-    """When set, the server must report exactly this version (pins it in the config)."""
+    """The parol6-server release (required for the real arm: the pinned one, see
+    ``protocol.SERVER_RELEASE``; it pins the protocol in the stored config)."""
     reply_timeout_ms: float = 300.0
     home_timeout_s: float = 60.0
     move_timeout_s: float = 30.0
@@ -159,7 +160,24 @@ def _convert(key: str, value: Any) -> Any:
     return float(value)
 
 
+REPLY_TIMEOUT_MS = (20.0, 1000.0)
+"""Hard cap of ``reply_timeout_ms`` (a silent arm is noticed within it)."""
+
+
 def _check(o: Parol6Options) -> None:
+    from .protocol import SERVER_RELEASE
+    from .safety import SafetyGate, UnsafeActionError
+
+    low, high = REPLY_TIMEOUT_MS
+    if not low <= o.reply_timeout_ms <= high:
+        raise ValueError(
+            f"parol6 option 'reply_timeout_ms' must be in [{low:g}, {high:g}] (hard cap), "
+            f"got {o.reply_timeout_ms:g}"
+        )
+    try:
+        SafetyGate(o.safety).checked_pose(o.start_joints)
+    except UnsafeActionError as exc:
+        raise ValueError(f"parol6 option 'start_joints': {exc}") from None
     if o.episode_steps <= 0:
         raise ValueError(f"parol6 option 'episode_steps' must be > 0, got {o.episode_steps}")
     if not o.fake and o.operator_kind != "console":
@@ -173,6 +191,11 @@ def _check(o: Parol6Options) -> None:
         from .camera import check_profile
 
         check_profile(o.camera_width, o.camera_height, o.camera_fps)
+    if not o.fake and o.server_version != SERVER_RELEASE:
+        raise ValueError(
+            f"parol6: the real arm needs option server_version: {SERVER_RELEASE!r} (the "
+            f"parol6-server release this plugin's protocol follows), got {o.server_version!r}"
+        )
 
 
 _D, _S = Parol6Options(), SafetyConfig()
@@ -218,3 +241,5 @@ class Parol6EnvOptions(BaseModel):
     control_hz: float = _S.control_hz
     status_timeout_ms: float = _S.status_timeout_ms
     policy_timeout_ms: float = _S.policy_timeout_ms
+    max_limit_clamps: int = _S.max_limit_clamps
+    confirm_move_deg: float = _S.confirm_move_deg

@@ -2,31 +2,34 @@
 
 We talk to the official controller process (``parol6-server``, port 5001), not to the board's
 serial frame: the server owns homing, the 100 Hz control loop, the firmware's own safety and
-the serial timing (3 Mbaud, 56-byte frames), so vlabench stays a thin, testable client.
+the serial timing, so vlabench stays a thin, testable client.
 
-What comes from the PAROL6 Python API documentation (module docs of its wire protocol and its
-README; no code was copied, the API is GPL-3.0):
+Every code, field and unit here follows ONE release of the official PAROL6 Python API
+(:data:`SERVER_RELEASE` of :data:`SERVER_PROJECT`, its ``parol6/protocol/wire.py``,
+``parol6/ack_policy.py`` and server command handlers; facts only, no code: it is GPL-3.0).
+``tests/fixtures/parol6/wire-0.4.0.json`` holds the request/reply bytes of every command sent
+here, captured from that release's server in simulation mode; the driver and the fake must
+both reproduce them.
 
-* transport: one msgpack message per UDP datagram, commands to port 5001;
-* a command is a msgpack array ``[command_code, *params]`` with an integer code;
-* replies: ``OK`` (the bare integer code), ``[ERROR, message]``,
-  ``[STATUS, pose, angles, speeds, io, gripper, action_current, action_state, joint_en,
-  cart_en_wrf, cart_en_trf]`` and ``[RESPONSE, query_type, value]``;
-* joints in degrees; ``io`` is ``[in1, in2, out1, out2, estop]``; the gripper is
-  ``[id, position, speed, current, status, object]``; e-stop is latched until reset;
-  commands: home, enable, disable, stop, move/servo joints (degrees, a speed percentage), ...
+* one msgpack array per UDP datagram: a command is ``[CmdType, *fields]`` (codes from 1);
+* replies: ``[OK, index|None]`` (``index``: the queued command's number),
+  ``[ERROR, [command_index, code, title, cause, effect, remedy]]`` and
+  ``[RESPONSE, [QueryType, *fields]]``; ``[STATUS, ...]`` is the multicast broadcast, never a
+  reply on this socket;
+* system commands (``RESET``, ``ESTOP``, ``STOP``) and queued ones (``HOME``, ``MOVEJ``) are
+  answered OK/ERROR after they took effect; queries by a RESPONSE; ``SERVOJ`` never;
+* joints in degrees; STATUS angles are the motors' whole step counts converted back to
+  degrees (a commanded 180.0 on J3 reads 180.00074...), its pose the row-major 4x4 TCP pose
+  with translation in mm, its speeds in rad/s; ``io`` is ``[in1, in2, out1, out2, estop]`` with
+  ``estop == 0`` while the physical button is pressed; ``tool_status`` is ``[key, state,
+  engaged, part_detected, fault_code, positions, channels]`` (no tool: ``["NONE", 0, false,
+  false, 0, [], []]``); speed and accel are fractions in (0, 1];
+* PING's ``hardware_connected`` is 1 with a board on the serial link, 0 in simulation;
+* ``ESTOP`` is a protective stop: motion cancelled, motors holding, the controller latched
+  disabled (motion commands answered ERROR 50) until ``RESET``. There is no separate
+  enable/disable command, no version query and no servo/heartbeat deadman in this release.
 
-What is **assumed** here (the documentation found does not pin it; correct it in this file):
-
-* the integer values of :class:`MsgType` and :class:`Cmd` below;
-* which commands the server acknowledges (:data:`ACKED`): we assume every command except the
-  streamed ``SERVO_JOINT`` gets an ``OK``/``ERROR``/``RESPONSE``/``STATUS`` reply;
-* ``io[4] == 1`` means the e-stop is engaged (:data:`ESTOP_ENGAGED`);
-* the queries ``GET_VERSION`` (a str) and ``GET_HOMED`` (6 bools) answered as ``RESPONSE``;
-* ``RESET_ESTOP`` releases a latched software e-stop; ``ESTOP`` latches one.
-
-Every decoder is strict: a reply that is not exactly one of the shapes above (wrong type,
-wrong length, non-finite joint angle, trailing bytes, a truncated msgpack value) raises
+Every decoder is strict: a reply that is not exactly one of the shapes above raises
 :class:`ProtocolError` saying what was expected and what was found.
 """
 
@@ -40,11 +43,19 @@ from typing import Any
 
 import msgpack
 
+SERVER_PROJECT = "parol6-server (PCrnjak/PAROL6-python-API)"
+SERVER_RELEASE = "0.4.0"
+"""The one release whose wire protocol this module speaks."""
 DEFAULT_PORT = 5001
 N_JOINTS = 6
 MAX_DATAGRAM = 65507
-ESTOP_ENGAGED = 1
-"""Value of ``io[4]`` when the e-stop is engaged (assumed)."""
+ESTOP_RELEASED = 1
+"""Value of ``io[4]`` while the physical e-stop is released (0 = pressed)."""
+ERR_CONTROLLER_DISABLED = 50
+"""ERROR code of a motion command refused because the controller is latched disabled."""
+ERR_ESTOP_ACTIVE = 51
+ERR_VALIDATION = 43
+"""ERROR code of a command whose parameters the server refused (e.g. a target beyond limits)."""
 
 
 class ProtocolError(ValueError):
@@ -52,100 +63,109 @@ class ProtocolError(ValueError):
 
 
 class MsgType(IntEnum):
-    """Reply type codes (assumed values)."""
+    """Reply type codes (0.4.0)."""
 
-    OK = 0
-    ERROR = 1
+    OK = 1
+    ERROR = 2
+    STATUS = 3
+    RESPONSE = 4
+
+
+class QueryType(IntEnum):
+    """Tags of RESPONSE results (0.4.0), only those used here."""
+
+    PING = 1
     STATUS = 2
-    RESPONSE = 3
+    IS_SIMULATOR = 16
 
 
 class Cmd(IntEnum):
-    """Command codes (assumed values) and their parameters (see :data:`PARAMS`)."""
+    """Command codes (0.4.0), only those sent here."""
 
-    PING = 10
-    GET_STATUS = 11
-    GET_VERSION = 12
-    GET_HOMED = 13
-    HOME = 20
-    ENABLE = 21
-    DISABLE = 22
-    STOP = 23
-    ESTOP = 24
-    RESET_ESTOP = 25
-    MOVE_JOINT = 30
-    SERVO_JOINT = 31
+    PING = 1
+    STATUS = 2
+    RESET = 16
+    ESTOP = 17
+    STOP = 18
+    HOME = 25
+    MOVEJ = 26
+    SERVOJ = 37
+    IS_SIMULATOR = 44
 
 
-PARAMS: dict[Cmd, tuple[str, ...]] = {
-    Cmd.PING: (),
-    Cmd.GET_STATUS: (),
-    Cmd.GET_VERSION: (),
-    Cmd.GET_HOMED: (),
-    Cmd.HOME: (),
-    Cmd.ENABLE: (),
-    Cmd.DISABLE: (),
-    Cmd.STOP: (),
-    Cmd.ESTOP: (),
-    Cmd.RESET_ESTOP: (),
-    Cmd.MOVE_JOINT: ("j1", "j2", "j3", "j4", "j5", "j6", "speed_pct"),
-    Cmd.SERVO_JOINT: ("j1", "j2", "j3", "j4", "j5", "j6", "speed_pct"),
-}
-"""Parameter names of every command, in wire order (all floats)."""
-
-MOTION = frozenset({Cmd.HOME, Cmd.ENABLE, Cmd.MOVE_JOINT, Cmd.SERVO_JOINT})
-"""Commands that can make the arm move: only sent when the run is armed (or fake)."""
-ACKED = frozenset(set(Cmd) - {Cmd.SERVO_JOINT})
-"""Commands the server answers (assumed)."""
-QUERIES = {Cmd.GET_VERSION: "version", Cmd.GET_HOMED: "homed"}
+QUERIES = {Cmd.PING: QueryType.PING, Cmd.STATUS: QueryType.STATUS,
+           Cmd.IS_SIMULATOR: QueryType.IS_SIMULATOR}
+"""Query commands and the RESPONSE tag that answers each."""
+MOTION = frozenset({Cmd.RESET, Cmd.HOME, Cmd.MOVEJ, Cmd.SERVOJ})
+"""Commands that can make the arm move (RESET re-enables motion): armed runs only, and never
+while the arm's e-stop latch is engaged."""
+UNANSWERED = frozenset({Cmd.SERVOJ})
+"""Fire-and-forget commands (the server sends neither OK nor ERROR)."""
 
 
 @dataclass(frozen=True)
 class Command:
-    """One command: its code and its float parameters (``PARAMS[code]`` of them)."""
+    """One command. ``joints`` (deg) for MOVEJ/SERVOJ; MOVEJ takes exactly one of
+    ``duration`` (s) and ``speed``; ``speed``/``accel`` are fractions in (0, 1]."""
 
     code: Cmd
-    params: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class Status:
-    """The server's STATUS reply, validated."""
-
-    pose: tuple[float, ...]
-    angles: tuple[float, ...]
-    speeds: tuple[float, ...]
-    io: tuple[int, ...]
-    gripper: tuple[int, ...]
-    action_current: str
-    action_state: str
-    joint_en: tuple[int, ...] = ()
-    cart_en_wrf: tuple[int, ...] = ()
-    cart_en_trf: tuple[int, ...] = ()
-
-    @property
-    def estop(self) -> bool:
-        """True while the e-stop is engaged (``io[4]``)."""
-        return len(self.io) > 4 and self.io[4] == ESTOP_ENGAGED
+    joints: tuple[float, ...] = ()
+    duration: float = 0.0
+    speed: float = 0.0
+    accel: float = 1.0
+    rel: bool = False
 
 
 @dataclass(frozen=True)
 class Ok:
-    pass
+    index: int | None = None
 
 
 @dataclass(frozen=True)
 class Error:
-    message: str
+    code: int
+    title: str
+    cause: str = ""
+    command_index: int = -1
+
+    @property
+    def message(self) -> str:
+        return f"{self.title} (code {self.code}): {self.cause}".rstrip(": ")
 
 
 @dataclass(frozen=True)
-class Response:
-    query: Cmd
-    value: Any
+class Status:
+    """The STATUS query's RESPONSE, validated."""
+
+    pose: tuple[float, ...]
+    """Row-major 4x4 TCP pose, translation in mm."""
+    angles: tuple[float, ...]
+    """deg, as whole motor steps converted back to degrees"""
+    speeds: tuple[float, ...]
+    """rad/s"""
+    io: tuple[int, ...]
+    tool: tuple[Any, ...] = ("NONE", 0, False, False, 0, (), ())
+    """tool_status: key, state (0 = OFF), engaged, part_detected, fault_code, positions,
+    channels."""
+
+    @property
+    def estop(self) -> bool:
+        """True while the physical e-stop is pressed (``io[4] == 0``)."""
+        return self.io[4] != ESTOP_RELEASED
 
 
-Reply = Ok | Error | Status | Response
+@dataclass(frozen=True)
+class Ping:
+    hardware_connected: int
+    """1: the server talks to a board; 0: it does not (always 0 in simulation)."""
+
+
+@dataclass(frozen=True)
+class Simulator:
+    active: bool
+
+
+Reply = Ok | Error | Status | Ping | Simulator
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -158,51 +178,85 @@ def _finite(value: Any, what: str) -> float:
     return number
 
 
-def make_command(code: Cmd, params: Sequence[float] = ()) -> Command:
-    """A validated :class:`Command` (right number of finite parameters)."""
-    names = PARAMS[Cmd(code)]
-    if len(params) != len(names):
-        raise ProtocolError(
-            f"command {Cmd(code).name}: expected {len(names)} parameter(s) {names}, "
-            f"found {len(params)}"
-        )
-    values = tuple(
-        _finite(v, f"command {Cmd(code).name} parameter {n}")
-        for n, v in zip(names, params, strict=True)
-    )
-    return Command(Cmd(code), values)
+def _fraction(value: float, what: str, zero_ok: bool = False) -> float:
+    v = _finite(value, what)
+    if not (0.0 <= v <= 1.0 if zero_ok else 0.0 < v <= 1.0):
+        raise ProtocolError(f"{what}: expected a fraction in (0, 1], found {v}")
+    return v
+
+
+def make_command(
+    code: Cmd,
+    joints: Sequence[float] = (),
+    *,
+    duration: float = 0.0,
+    speed: float = 0.0,
+    accel: float = 1.0,
+    rel: bool = False,
+) -> Command:
+    """A validated :class:`Command` (ProtocolError when it could not be encoded)."""
+    code = Cmd(code)
+    name = code.name
+    if code in (Cmd.MOVEJ, Cmd.SERVOJ):
+        if len(joints) != N_JOINTS:
+            raise ProtocolError(f"{name}: expected {N_JOINTS} joint angles, found {len(joints)}")
+        j = tuple(_finite(v, f"{name} joint {i + 1}") for i, v in enumerate(joints))
+        accel = _fraction(accel, f"{name} accel")
+        if code is Cmd.SERVOJ:
+            return Command(code, j, speed=_fraction(speed, "SERVOJ speed"), accel=accel)
+        duration = _finite(duration, "MOVEJ duration")
+        speed = _fraction(speed, "MOVEJ speed", zero_ok=True)
+        if (duration > 0) == (speed > 0) or duration < 0:
+            raise ProtocolError("MOVEJ: expected exactly one of duration > 0 and speed > 0")
+        return Command(code, j, duration, speed, accel, bool(rel))
+    if joints or duration or speed or rel:
+        raise ProtocolError(f"command {name} takes no parameters")
+    return Command(code)
+
+
+def _fields(c: Command) -> list[Any]:
+    if c.code is Cmd.MOVEJ:
+        return [int(c.code), list(c.joints), c.duration, c.speed, c.accel, 0.0, c.rel]
+    if c.code is Cmd.SERVOJ:
+        return [int(c.code), list(c.joints), c.speed, c.accel]
+    return [int(c.code)]
 
 
 def encode_command(command: Command) -> bytes:
-    """``[code, *params]`` as msgpack (validated again: nothing malformed leaves)."""
-    checked = make_command(command.code, command.params)
-    return msgpack.packb([int(checked.code), *checked.params], use_bin_type=True)
+    """The command's datagram (validated again: nothing malformed leaves)."""
+    c = command
+    checked = make_command(
+        c.code, c.joints, duration=c.duration, speed=c.speed, accel=c.accel, rel=c.rel
+    )
+    return msgpack.packb(_fields(checked), use_bin_type=True)
 
 
 def encode_reply(reply: Reply) -> bytes:
     """A reply as the server sends it (used by the fake server)."""
     if isinstance(reply, Ok):
-        return msgpack.packb(int(MsgType.OK))
-    if isinstance(reply, Error):
-        return msgpack.packb([int(MsgType.ERROR), reply.message])
-    if isinstance(reply, Response):
-        return msgpack.packb([int(MsgType.RESPONSE), int(reply.query), reply.value])
-    s = reply
-    return msgpack.packb(
-        [
-            int(MsgType.STATUS),
-            list(s.pose),
-            list(s.angles),
-            list(s.speeds),
-            list(s.io),
-            list(s.gripper),
-            s.action_current,
-            s.action_state,
-            list(s.joint_en),
-            list(s.cart_en_wrf),
-            list(s.cart_en_trf),
-        ]
-    )
+        body: list[Any] = [int(MsgType.OK), reply.index]
+    elif isinstance(reply, Error):
+        body = [int(MsgType.ERROR), [reply.command_index, reply.code, reply.title, reply.cause,
+                                     "Command rejected.", _REMEDY.get(reply.code, "")]]
+    elif isinstance(reply, Ping):
+        body = [int(MsgType.RESPONSE), [int(QueryType.PING), reply.hardware_connected]]
+    elif isinstance(reply, Simulator):
+        body = [int(MsgType.RESPONSE), [int(QueryType.IS_SIMULATOR), reply.active]]
+    else:
+        s = reply
+        body = [int(MsgType.RESPONSE), [int(QueryType.STATUS), list(s.pose), list(s.angles),
+                                        list(s.speeds), list(s.io), _plain(s.tool)]]
+    return msgpack.packb(body, use_bin_type=True)
+
+
+_REMEDY = {
+    ERR_CONTROLLER_DISABLED: "Call reset() to re-enable the controller.",
+    ERR_VALIDATION: "Check parameter ranges and types.",
+}
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -235,32 +289,22 @@ def _code(value: Any, enum: type[IntEnum], what: str) -> Any:
         raise ProtocolError(f"{what}: unknown code {value} (known: {known})") from None
 
 
-def decode_command(data: bytes) -> Command:
-    """Parse a command datagram (the server side; the fake uses it)."""
-    obj = _unpack(data, "command")
-    if not isinstance(obj, list) or not obj:
-        raise ProtocolError(f"command: expected a non-empty array [code, ...], found {obj!r}")
-    code = _code(obj[0], Cmd, "command")
-    return make_command(code, obj[1:])
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProtocolError(f"{what}: expected an integer, found {value!r}")
+    return value
 
 
-def _numbers(value: Any, what: str, length: int | None = None) -> tuple[float, ...]:
+def _list(value: Any, what: str, length: int | None = None) -> list[Any]:
     if not isinstance(value, list):
         raise ProtocolError(f"{what}: expected an array, found {type(value).__name__}")
     if length is not None and len(value) != length:
         raise ProtocolError(f"{what}: expected {length} values, found {len(value)}")
-    return tuple(_finite(v, f"{what}[{i}]") for i, v in enumerate(value))
+    return value
 
 
-def _ints(value: Any, what: str, length: int | None = None) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise ProtocolError(f"{what}: expected an array, found {type(value).__name__}")
-    if length is not None and len(value) != length:
-        raise ProtocolError(f"{what}: expected {length} values, found {len(value)}")
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ProtocolError(f"{what}[{i}]: expected an integer, found {v!r}")
-    return tuple(value)
+def _numbers(value: Any, what: str, length: int) -> tuple[float, ...]:
+    return tuple(_finite(v, f"{what}[{i}]") for i, v in enumerate(_list(value, what, length)))
 
 
 def _text(value: Any, what: str) -> str:
@@ -269,59 +313,90 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-STATUS_FIELDS = 11
+def decode_command(data: bytes) -> Command:
+    """Parse a command datagram (the server side; the fake uses it)."""
+    obj = _unpack(data, "command")
+    if not isinstance(obj, list) or not obj:
+        raise ProtocolError(f"command: expected a non-empty array [code, ...], found {obj!r}")
+    code = _code(obj[0], Cmd, "command")
+    rest = obj[1:]
+    if code is Cmd.MOVEJ:
+        _list(rest, "MOVEJ fields", 6)
+        if not isinstance(rest[5], bool):
+            raise ProtocolError(f"MOVEJ rel: expected a bool, found {rest[5]!r}")
+        joints = _numbers(rest[0], "MOVEJ angles", N_JOINTS)
+        if _finite(rest[4], "MOVEJ r") != 0.0:
+            raise ProtocolError("MOVEJ r: blending is not used here, expected 0.0")
+        return make_command(code, joints, duration=rest[1], speed=rest[2], accel=rest[3],
+                            rel=rest[5])
+    if code is Cmd.SERVOJ:
+        _list(rest, "SERVOJ fields", 3)
+        joints = _numbers(rest[0], "SERVOJ angles", N_JOINTS)
+        return make_command(code, joints, speed=rest[1], accel=rest[2])
+    if rest:
+        raise ProtocolError(f"command {code.name}: expected no fields, found {rest!r}")
+    return Command(code)
 
 
 def decode_reply(data: bytes) -> Reply:
     """Parse a reply datagram from the server; anything malformed raises ProtocolError."""
     obj = _unpack(data, "reply")
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        if _code(obj, MsgType, "reply") is not MsgType.OK:
-            raise ProtocolError(f"reply: a bare integer must be OK={int(MsgType.OK)}, found {obj}")
-        return Ok()
-    if not isinstance(obj, list) or not obj:
-        raise ProtocolError(f"reply: expected OK or a non-empty array, found {obj!r}")
+    if not isinstance(obj, list) or len(obj) != 2:
+        raise ProtocolError(f"reply: expected an array [type, body], found {obj!r}")
     kind = _code(obj[0], MsgType, "reply type")
+    body = obj[1]
+    if kind is MsgType.OK:
+        if body is not None:
+            _int(body, "OK index")
+        return Ok(body)
     if kind is MsgType.ERROR:
-        if len(obj) != 2:
-            raise ProtocolError(f"ERROR reply: expected [ERROR, message], found {len(obj)} items")
-        return Error(_text(obj[1], "ERROR reply message"))
-    if kind is MsgType.RESPONSE:
-        if len(obj) != 3:
-            raise ProtocolError(
-                f"RESPONSE reply: expected [RESPONSE, query, value], found {len(obj)} items"
-            )
-        query = _code(obj[1], Cmd, "RESPONSE query")
-        return Response(query, _query_value(query, obj[2]))
-    if kind is MsgType.STATUS:
-        if len(obj) != STATUS_FIELDS:
-            raise ProtocolError(
-                f"STATUS reply: expected {STATUS_FIELDS} items [STATUS, pose, angles, speeds, io, "
-                f"gripper, action_current, action_state, joint_en, cart_en_wrf, cart_en_trf], "
-                f"found {len(obj)}"
-            )
-        return Status(
-            pose=_numbers(obj[1], "STATUS pose"),
-            angles=_numbers(obj[2], "STATUS angles", N_JOINTS),
-            speeds=_numbers(obj[3], "STATUS speeds", N_JOINTS),
-            io=_ints(obj[4], "STATUS io", 5),
-            gripper=_ints(obj[5], "STATUS gripper", 6),
-            action_current=_text(obj[6], "STATUS action_current"),
-            action_state=_text(obj[7], "STATUS action_state"),
-            joint_en=_ints(obj[8], "STATUS joint_en"),
-            cart_en_wrf=_ints(obj[9], "STATUS cart_en_wrf"),
-            cart_en_trf=_ints(obj[10], "STATUS cart_en_trf"),
+        err = _list(body, "ERROR body [command_index, code, title, cause, effect, remedy]", 6)
+        return Error(
+            _int(err[1], "ERROR code"),
+            _text(err[2], "ERROR title"),
+            _text(err[3], "ERROR cause"),
+            _int(err[0], "ERROR command_index"),
         )
-    raise ProtocolError(f"reply: a {kind.name} must be a bare integer, found an array")
+    if kind is MsgType.STATUS:
+        raise ProtocolError("reply: a STATUS broadcast arrived on the command socket")
+    result = _list(body, "RESPONSE body")
+    if not result:
+        raise ProtocolError("RESPONSE body: expected [query_type, ...], found []")
+    query = _code(result[0], QueryType, "RESPONSE query type")
+    if query is QueryType.PING:
+        _list(result, "PING response", 2)
+        return Ping(_int(result[1], "PING hardware_connected"))
+    if query is QueryType.IS_SIMULATOR:
+        _list(result, "IS_SIMULATOR response", 2)
+        if not isinstance(result[1], bool):
+            raise ProtocolError(f"IS_SIMULATOR active: expected a bool, found {result[1]!r}")
+        return Simulator(result[1])
+    _list(result, "STATUS response [2, pose, angles, speeds, io, tool_status]", 6)
+    io = tuple(_int(v, f"STATUS io[{i}]") for i, v in enumerate(_list(result[4], "io", 5)))
+    return Status(
+        pose=_numbers(result[1], "STATUS pose", 16),
+        angles=_numbers(result[2], "STATUS angles", N_JOINTS),
+        speeds=_numbers(result[3], "STATUS speeds", N_JOINTS),
+        io=io,
+        tool=_tool(_list(result[5], "STATUS tool_status", 7)),
+    )
 
 
-def _query_value(query: Cmd, value: Any) -> Any:
-    if query is Cmd.GET_VERSION:
-        return _text(value, "RESPONSE version")
-    if query is Cmd.GET_HOMED:
-        if not isinstance(value, list) or len(value) != N_JOINTS:
-            raise ProtocolError(f"RESPONSE homed: expected {N_JOINTS} booleans, found {value!r}")
-        if not all(isinstance(v, bool) for v in value):
-            raise ProtocolError(f"RESPONSE homed: expected booleans, found {value!r}")
-        return tuple(value)
-    raise ProtocolError(f"RESPONSE: {query.name} is not a query")
+def _tool(value: list[Any]) -> tuple[Any, ...]:
+    """tool_status, kept but not interpreted (the plugin drives no tool)."""
+    return tuple(tuple(v) if isinstance(v, list) else v for v in value)
+
+
+def answers(code: Cmd, reply: Reply) -> bool:
+    """Whether ``reply`` is the kind of answer ``code`` gets (ERROR answers anything)."""
+    if isinstance(reply, Error):
+        return True
+    if code is Cmd.STATUS:
+        return isinstance(reply, Status)
+    if code is Cmd.PING:
+        return isinstance(reply, Ping)
+    if code is Cmd.IS_SIMULATOR:
+        return isinstance(reply, Simulator)
+    if code in (Cmd.HOME, Cmd.MOVEJ):
+        return isinstance(reply, Ok) and reply.index is not None
+    return isinstance(reply, Ok) and reply.index is None
