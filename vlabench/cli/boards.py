@@ -140,20 +140,56 @@ def compare_cmd(
         float, typer.Option(help="Confidence level, in (0, 1).", callback=_CONFIDENCE)
     ] = 0.95,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="First extend the stored runs of A and B (each task both ran) in rounds of "
+            "paired episodes until the anytime-valid interval of A - B says A > B, B > A or "
+            "no difference larger than --delta, or --episodes runs out; then compare.",
+        ),
+    ] = False,
+    delta: Annotated[
+        float,
+        typer.Option(
+            help="With --until-decided: the smallest difference that matters, in (0, 1).",
+            callback=in_range("--delta", 0, 1, open_low=True, open_high=True),
+        ),
+    ] = 0.1,
+    round_: Annotated[
+        int,
+        typer.Option(
+            "--round", help="With --until-decided: episodes per task between looks, >= 1.",
+            callback=in_range("--round", 1),
+        ),
+    ] = 10,
+    episodes: Annotated[
+        int | None,
+        typer.Option(
+            "--episodes", "-n",
+            help="With --until-decided: the budget, episodes per task (default: the suite's).",
+            callback=in_range("--episodes", 1),
+        ),
+    ] = None,
 ) -> None:
     """Paired comparison of A and B on the same episodes (suite, task, seed, init state).
 
     Per task and overall (all pairs pooled): McNemar's exact test, which decides, and the
-    exact interval for the difference that matches it. Example:
-    vlabench compare smolvla pi0 --suite libero_spatial
+    exact interval for the difference that matches it; for runs stopped by a sequential
+    rule, the anytime-valid interval instead. Example:
+    vlabench compare smolvla pi0 --suite libero_spatial;
+    vlabench compare metaworld-expert random --suite metaworld_mt10 --until-decided
     """
     import json
 
     from vlabench.report.compare import CompareError, compare
     from vlabench.report.terminal import comparison_table
 
+    c = context(ctx)
+    if until_decided:
+        _decide(c, a, b, suite, delta, round_, episodes)
     try:
-        result = compare(context(ctx).store(), a, b, suite=suite, confidence=confidence)
+        result = compare(c.store(), a, b, suite=suite, confidence=confidence)
     except CompareError as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -164,6 +200,40 @@ def compare_cmd(
     for note in result.notes:
         out.print(f"note: {note}", markup=False)
     out.print(result.verdict(), markup=False)  # once, after the table and its rule
+
+
+def _decide(
+    c: Context, a: str, b: str, suite: list[str] | None, delta: float, round_: int,
+    episodes: int | None,
+) -> None:
+    """``compare --until-decided``: extend A's and B's stored runs in paired rounds until
+    the sequential test decides (each look printed)."""
+    from vlabench.execute.choose import make_executor
+    from vlabench.execute.rounds import paired_configs, run_until_decided
+    from vlabench.execute.runner import Runner
+    from vlabench.report.compare import CompareError, select_runs
+    from vlabench.sequential import StoppingRule
+    from vlabench.store import reads
+
+    store = c.store(write=True)
+    runs = reads.run_counts(store, suite=suite)
+    try:
+        configs_a, configs_b = paired_configs(
+            select_runs(runs, a), select_runs(runs, b), episodes
+        )
+    except (CompareError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    catalog = c.catalog()
+    executor = make_executor("processes", catalog, allow=c.allow, block=c.block)
+    runner = Runner(store, catalog, executor=executor)
+    rule = StoppingRule("until-decided", delta=delta, round=round_)
+    try:
+        state = run_until_decided(runner, configs_a, configs_b, rule, say=print)
+    except KeyboardInterrupt as exc:
+        print("interrupted: finished episodes are stored; run it again to resume", file=sys.stderr)
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+    if state.stopped == "stalled":
+        raise fail("a round stored no episodes: see `vlabench show` of the runs for why")
 
 
 _EPISODE_COLUMNS = {
@@ -235,7 +305,9 @@ def _show_policy(
     from rich.table import Table
     from rich.text import Text
 
+    from vlabench.report.cells import stopped_sequentially
     from vlabench.report.identity import policy_identity, policy_labels
+    from vlabench.sequential import rate_sequence
     from vlabench.stats import wilson_interval
     from vlabench.store import reads
 
@@ -256,8 +328,10 @@ def _show_policy(
     for run in chosen:
         rate = ""
         if run["n"]:
-            low, high = wilson_interval(run["successes"], run["n"])
+            seq = stopped_sequentially(run)  # anytime-valid, never fixed-n, after stopping
+            low, high = (rate_sequence if seq else wilson_interval)(run["successes"], run["n"])
             rate = f"{100 * run['successes'] / run['n']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+            rate += "~" if seq else ""
         protocol = str((run.get("protocol") or {}).get("name") or "")
         status = run["status"] + (f": {run['error']}" if run.get("error") else "")
         table.add_row(
@@ -314,6 +388,8 @@ def _show_run(c: Context, run_id: int, episodes: bool) -> None:
         f"  env options (part of the protocol, env {run['env']}): "
         f"{json.dumps(env_options, sort_keys=True)}"
     )
+    if rule := (run.get("report_meta") or {}).get("sequential"):
+        lines.append(f"  sequential (stopping rule, looks): {json.dumps(rule, sort_keys=True)}")
     lines.append(f"  versions: {json.dumps(run['versions'], sort_keys=True)}")
     if code := _plugin_code(run.get("versions") or {}):
         lines.append(f"  plugin code (the run is only extended with this code): {code}")

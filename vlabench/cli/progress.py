@@ -83,9 +83,13 @@ class MatrixProgress:
     def matrix_started(self, jobs: int, episodes: int) -> None:
         import time
 
-        self.jobs, self.total = jobs, episodes
-        self.started = self.last_line = time.monotonic()
-        if jobs:
+        self.jobs += jobs  # a sequential matrix (--precision) starts once per round
+        self.total += episodes
+        if not self.started:
+            self.started = self.last_line = time.monotonic()
+        if jobs and self.task is not None:
+            self.progress.update(self.task, total=self.total)
+        elif jobs:
             self.task = self.progress.add_task(
                 "matrix", total=episodes, jobs=self._jobs_field(), successes=0
             )

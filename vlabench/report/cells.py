@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from vlabench import stats
+from vlabench import sequential, stats
+from vlabench.report.identity import report_meta
 from vlabench.report.model import Cell, Column, TaskResult
 
 ACTIVE_STATUSES = frozenset({"pending", "running"})
@@ -35,14 +36,26 @@ def _empty_status(runs: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
     return status, "; ".join(dict.fromkeys(errors_seen)) or None
 
 
+def stopped_sequentially(run: Mapping[str, Any]) -> bool:
+    """Whether the run's episode count was chosen by a sequential rule (``--precision``,
+    ``--until-decided``): a fixed-n interval would be invalid for it."""
+    return bool(report_meta(run).get("sequential"))
+
+
 def _task_result(task: str, runs: list[Mapping[str, Any]], method: str, conf: float) -> TaskResult:
     n = sum(r["n"] for r in runs)
     successes = sum(r["successes"] for r in runs)
     errors = sum(r["errors"] for r in runs)
     ids = tuple(sorted(int(r["id"]) for r in runs if "id" in r))
     if n:
-        low, high = _interval(successes, n, method, conf)
-        return TaskResult(task, n, successes, errors, successes / n, low, high, "ok", None, ids)
+        anytime = any(stopped_sequentially(r) for r in runs)
+        if anytime:  # never a fixed-n interval after optional stopping
+            low, high = sequential.rate_sequence(successes, n, 1.0 - conf)
+        else:
+            low, high = _interval(successes, n, method, conf)
+        return TaskResult(
+            task, n, successes, errors, successes / n, low, high, "ok", None, ids, anytime
+        )
     status, reason = _empty_status(runs)
     return TaskResult(task, 0, 0, errors, None, None, None, status, reason, ids)
 
@@ -73,6 +86,9 @@ def success_cell(
         status, reason = _empty_status(runs)
         return Cell(rate=None, ci_low=None, ci_high=None, status=status, reason=reason, **common)
     strata = [(t.successes, t.n) for t in tasks if t.n]
+    if any(t.anytime for t in tasks):
+        rate, low, high = _anytime_mean(strata, conf)
+        return Cell(rate=rate, ci_low=low, ci_high=high, status="ok", anytime=True, **common)
     if method == "bootstrap" and len(strata) > 1:
         rate = stats.suite_mean(strata)
         low, high = stats.suite_mean_interval(strata, conf)
@@ -80,6 +96,20 @@ def success_cell(
         rate = successes / n
         low, high = _interval(successes, n, method, conf)
     return Cell(rate=rate, ci_low=low, ci_high=high, status="ok", **common)
+
+
+def _anytime_mean(strata: list[tuple[int, int]], conf: float) -> tuple[float, float, float]:
+    """A cell with a sequentially stopped task: the mean of per-task rates (tasks may have
+    stopped at different n, so the pooled rate would weigh them by when they stopped) and
+    the mean of their confidence sequences at ``(1 - conf) / tasks`` each, which hold
+    simultaneously with probability >= conf (a union bound); one task: its own sequence."""
+    alpha = (1.0 - conf) / len(strata)
+    bounds = [sequential.rate_sequence(k, n, alpha) for k, n in strata]
+    return (
+        stats.suite_mean(strata),
+        sum(lo for lo, _ in bounds) / len(bounds),
+        sum(hi for _, hi in bounds) / len(bounds),
+    )
 
 
 def metric_cell(

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vlabench import stats
+from vlabench import sequential, stats
+from vlabench.report.cells import stopped_sequentially
 from vlabench.report.identity import policy_identity, policy_labels
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 RULE = (
     "a difference counts where exact McNemar p < {alpha:g}, i.e. where its exact interval "
     "(conditional on the discordant pairs) excludes 0"
+)
+ANYTIME_RULE = (
+    "runs stopped by a sequential rule: a difference counts where its anytime-valid "
+    "{level} interval (confidence sequence) excludes 0; McNemar p is shown for reference "
+    "only, it is not valid after stopping early"
 )
 
 
@@ -101,6 +107,8 @@ class Comparison:
     unpaired_a: int = 0
     unpaired_b: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    anytime: bool = False
+    """A run was stopped by a sequential rule: intervals and decisions are anytime-valid."""
 
     @property
     def a_better(self) -> int:
@@ -117,10 +125,14 @@ class Comparison:
 
     @property
     def significant(self) -> bool:
+        if self.anytime:
+            return self.low > 0 or self.high < 0
         return self.p_value < 1.0 - self.confidence
 
     def rule(self) -> str:
         """The decision rule, in words."""
+        if self.anytime:
+            return ANYTIME_RULE.format(level=f"{round(100 * self.confidence)}%")
         return RULE.format(alpha=round(1.0 - self.confidence, 6))
 
     def verdict(self) -> str:
@@ -141,7 +153,10 @@ class Comparison:
             overall += f" ({self.b} better)"
         else:
             overall += " (no significant difference)"
-        parts.append(overall + f", McNemar p={self.p_value:.3g} over {self.table.n} pairs")
+        if self.anytime:
+            parts.append(overall + f", anytime-valid over {self.table.n} pairs")
+        else:
+            parts.append(overall + f", McNemar p={self.p_value:.3g} over {self.table.n} pairs")
         if self.too_few:
             parts.append(
                 f"{self.too_few} of {n} tasks have too few pairs for the test ever to decide "
@@ -166,7 +181,7 @@ class Comparison:
                 "ci_high": self.high,
                 "p_value": self.p_value,
                 "significant": self.significant,
-                "interval": INTERVAL,
+                "interval": ANYTIME_INTERVAL if self.anytime else INTERVAL,
             },
             "rule": self.rule(),
             "pairs_needed": pairs_needed(self.confidence),
@@ -186,7 +201,7 @@ class Comparison:
                     "p_value": t.p_value,
                     "significant": t.significant,
                     "too_few_pairs": t.too_few,
-                    "interval": INTERVAL,
+                    "interval": ANYTIME_INTERVAL if self.anytime else INTERVAL,
                 }
                 for t in self.tasks
             ],
@@ -196,9 +211,12 @@ class Comparison:
 
 
 INTERVAL = "exact, matching McNemar (Clopper-Pearson on the discordant pairs)"
+ANYTIME_INTERVAL = "anytime-valid confidence sequence (runs stopped sequentially)"
 
 
-def _select(runs: list[dict[str, Any]], who: str) -> list[dict[str, Any]]:
+def select_runs(runs: list[dict[str, Any]], who: str) -> list[dict[str, Any]]:
+    """The runs of policy ``who`` (a row label, or a preset name with one variant);
+    :class:`CompareError` when there are none or the name is ambiguous."""
     labels = policy_labels(runs)
     chosen = [r for r in runs if labels[policy_identity(r)] == who]
     if chosen:
@@ -253,7 +271,7 @@ def compare(
     if a == b:
         raise CompareError(f"compare needs two different policies, got {a!r} twice")
     runs = reads.run_counts(store, suite=suite)
-    runs_a, runs_b = _select(runs, a), _select(runs, b)
+    runs_a, runs_b = select_runs(runs, a), select_runs(runs, b)
     episodes = reads.episodes_by_run(store, [r["id"] for r in runs_a + runs_b])
     out_a, out_b = _outcomes(runs_a, episodes), _outcomes(runs_b, episodes)
     shared = sorted(set(out_a) & set(out_b), key=lambda k: (k[0], k[1], k[2], k[3]))
@@ -274,10 +292,17 @@ def compare(
     for suite_name, protocol_hash, _ in cells:
         protocols_per_suite[suite_name].add(protocol_hash)
     alpha = 1.0 - confidence
+    anytime = any(stopped_sequentially(r) for r in runs_a + runs_b)
+
+    def interval(table: stats.PairedTable) -> tuple[float, float]:
+        if anytime:  # never a fixed-n interval after optional stopping
+            return sequential.paired_sequence(table.only_a, table.only_b, table.n, alpha)
+        return exact_difference_interval(table, confidence)
+
     tasks = []
     for (suite_name, protocol_hash, task), counts in sorted(cells.items()):
         table = stats.PairedTable(*counts)
-        low, high = exact_difference_interval(table, confidence)
+        low, high = interval(table)
         p = stats.mcnemar_exact(table.only_a, table.only_b)
         label = suite_name
         if len(protocols_per_suite[suite_name]) > 1:
@@ -294,7 +319,7 @@ def compare(
                 low,
                 high,
                 p,
-                p < alpha,
+                (low > 0 or high < 0) if anytime else p < alpha,
                 alpha,
             )
         )
@@ -302,7 +327,7 @@ def compare(
     for t in tasks:
         total = total + t.table
     difference = total.difference
-    low, high = exact_difference_interval(total, confidence)
+    low, high = interval(total)
     notes = []
     unpaired_a, unpaired_b = len(out_a) - len(shared), len(out_b) - len(shared)
     if unpaired_a or unpaired_b:
@@ -323,4 +348,5 @@ def compare(
         unpaired_a,
         unpaired_b,
         tuple(notes),
+        anytime,
     )

@@ -72,6 +72,12 @@ def caption(board: Board) -> str:
             "; metric columns (suite metric): mean over episodes [95% bootstrap interval], "
             f"{better} is better, not in the row mean"
         )
+    if board.anytime:
+        text += (
+            "; [..]~: stopped by a sequential rule (--precision, --until-decided), an "
+            "anytime-valid interval (confidence sequence), not fixed-n; over tasks the mean "
+            "of per-task rates"
+        )
     return text
 
 
@@ -97,6 +103,8 @@ def cell_record(cell: Cell) -> dict[str, Any]:
     }
     if cell.column.metric:
         record.update(metric=cell.column.metric, value=_round(cell.value))
+    if cell.anytime:
+        record["interval"] = "anytime-valid confidence sequence (sequentially stopped)"
     return record
 
 
@@ -214,7 +222,8 @@ def cell_text(cell: Cell | None) -> str:
         return f"{cell.value:.4g} [{low:.4g}, {high:.4g}] {n}"
     if cell.status == "ok" and cell.rate is not None:
         low, high = cell.ci_low or 0.0, cell.ci_high or 0.0
-        return f"{100 * cell.rate:.1f} [{100 * low:.1f}, {100 * high:.1f}] {n}"
+        seq = "~" if cell.anytime else ""  # anytime-valid (caption)
+        return f"{100 * cell.rate:.1f} [{100 * low:.1f}, {100 * high:.1f}]{seq} {n}"
     return f"{cell.status}: {cell.reason}" if cell.reason else cell.status
 
 

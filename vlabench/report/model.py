@@ -40,6 +40,9 @@ class TaskResult:
     status: str
     reason: str | None
     run_ids: tuple[int, ...]
+    anytime: bool = False
+    """The interval is a confidence sequence (a run of the task stopped by a sequential rule:
+    :mod:`vlabench.sequential`), valid at its data-dependent stopping time."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class Cell:
     value: float | None = None
     """Metric columns: the metric's mean over episodes (``rate`` is None there, the interval
     is in ``ci_low``/``ci_high``)."""
+    anytime: bool = False
+    """A run of the cell was stopped by a sequential rule: its interval is anytime-valid (a
+    confidence sequence; over several tasks the mean of per-task rates with simultaneous
+    per-task sequences), never a fixed-n interval."""
 
     @property
     def suite(self) -> str:
@@ -134,6 +141,11 @@ class Board:
 
     def row(self, policy: str) -> Row | None:
         return next((r for r in self.rows if r.policy == policy), None)
+
+    @property
+    def anytime(self) -> bool:
+        """Whether some cell shows an anytime-valid interval (a sequentially stopped run)."""
+        return any(c.anytime for c in self.cells)
 
     @property
     def interval_label(self) -> str:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 ERRORED = "err"
 """The compact cell's mark for episodes ended by an error: ``n=50, 1 err``."""
+ANYTIME = "~"
+"""The mark of an anytime-valid interval (a run stopped by a sequential rule)."""
 
 
 def compact_cell(cell: Cell | None) -> str:
@@ -28,7 +30,8 @@ def compact_cell(cell: Cell | None) -> str:
     if cell.status == "ok" and cell.column.metric and cell.value is not None:
         return f"{cell.value:.3g} [{low:.3g},{high:.3g}] {n}{rank}"
     if cell.status == "ok" and cell.rate is not None:
-        return f"{100 * cell.rate:.0f} [{100 * low:.0f},{100 * high:.0f}] {n}{rank}"
+        seq = ANYTIME if cell.anytime else ""
+        return f"{100 * cell.rate:.0f} [{100 * low:.0f},{100 * high:.0f}]{seq} {n}{rank}"
     return cell.status  # its reason is listed under the table (see notes)
 
 
@@ -199,7 +202,8 @@ def comparison_table(comparison: Comparison) -> Any:
     table = Table(title=Text(f"A = {comparison.a} vs B = {comparison.b} (paired episodes)"))
     table.add_column("suite", overflow="fold")
     table.add_column("task", overflow="fold")
-    for header in ("pairs", "A %", "B %", f"A - B pts [{level} exact]", "p"):
+    kind = "anytime" if comparison.anytime else "exact"
+    for header in ("pairs", "A %", "B %", f"A - B pts [{level} {kind}]", "p"):
         table.add_column(Text(header), justify="right", no_wrap=True)
     for t in comparison.tasks:
         mark = (" *" if t.significant else "") + (" †" if t.too_few else "")
@@ -215,9 +219,10 @@ def comparison_table(comparison: Comparison) -> Any:
     from vlabench.report.compare import pairs_needed
 
     alpha = f"{1.0 - comparison.confidence:g}"
+    differs = "its interval excludes 0" if comparison.anytime else f"p < {alpha}"
     lines = [
         f"rule: {comparison.rule()}",
-        f"*: differs at {level} (p < {alpha}); †: fewer than "
+        f"*: differs at {level} ({differs}); †: fewer than "
         f"{pairs_needed(comparison.confidence)} pairs, too few for the test ever to decide "
         "(p >= 2 / 2**pairs even when every pair goes one way)",
     ]
