@@ -1,7 +1,11 @@
 """Regenerate BENCHMARKS.md: run every headline benchmark once, in turn, and write the note.
 
-    .venv/bin/python -m benchmarks.report            # ~8 minutes on 2 cores
-    .venv/bin/python -m benchmarks.report --quick    # ~3 minutes, smaller work
+    .venv/bin/python -m benchmarks.report            # ~20 minutes on 2 cores
+    .venv/bin/python -m benchmarks.report --quick    # ~8 minutes, smaller work
+    .venv/bin/python -m benchmarks.report --only startup episode_overhead
+
+``--only NAME ...`` runs those benchmarks alone and puts their sections into the existing
+note in place of the ones of the same heading (the sections of :mod:`report_sections`).
 
 Each benchmark script runs in its own subprocess (one at a time, so they do not compete for
 the cores) and ends its output with one JSON line, which is read back here. The note keeps
@@ -23,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import report_sections  # noqa: E402
 
 FULL = {
     "rollout_overhead": ["--episodes", "10", "--max-steps", "300", "--repeats", "7",
@@ -37,6 +42,10 @@ FULL = {
                         "--max-steps", "150", "--top", "8"],
     "loop_cost": ["--steps", "5000", "--repeats", "5"],
     "env_wrapper_cost": ["--steps", "300", "--repeats", "30"],
+    "policy_service": ["--episodes", "8", "--max-steps", "20", "--workers", "1", "2", "4"],
+    "startup": ["--repeats", "3", "--act"],
+    "episode_overhead": ["--episodes", "20", "--steps", "600", "--repeats", "7", "--before",
+                         "--timer-check"],
 }  # fmt: skip
 QUICK = {
     "rollout_overhead": ["--episodes", "3", "--max-steps", "100", "--repeats", "3",
@@ -50,7 +59,17 @@ QUICK = {
                         "--max-steps", "100", "--top", "8"],
     "loop_cost": ["--steps", "2000", "--repeats", "3"],
     "env_wrapper_cost": ["--steps", "300", "--repeats", "10"],
+    "policy_service": ["--episodes", "4", "--max-steps", "10", "--workers", "1", "2",
+                       "--small"],
+    "startup": ["--repeats", "2"],
+    "episode_overhead": ["--episodes", "10", "--steps", "300", "--repeats", "3", "--before"],
 }  # fmt: skip
+SECTIONS = {
+    "policy_service": report_sections.service_section,
+    "startup": report_sections.startup_section,
+    "episode_overhead": report_sections.overhead_section,
+}
+"""The benchmarks whose sections :mod:`report_sections` writes (and ``--only`` splices)."""
 
 
 def run_script(name: str, args: list[str]) -> tuple[Any, float]:
@@ -232,6 +251,8 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: list[str], qu
             )
         )
         out.append("")
+    plan = QUICK if quick else FULL
+    out += [SECTIONS[name](results[name], plan[name]) for name in SECTIONS if name in results]
     out += ["## Arguments used", "", "```"]
     out += [f"{name}.py {' '.join(a)}" for name, a in (QUICK if quick else FULL).items()]
     out += ["```", ""]
@@ -240,18 +261,38 @@ def render(results: dict[str, Any], machine: dict[str, Any], args: list[str], qu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller work (~3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smaller work (~8 minutes)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=sorted(SECTIONS),
+        metavar="NAME",
+        help=f"run these alone, splice their sections ({', '.join(SECTIONS)})",
+    )
     args = parser.parse_args()
     from common import cpu_jitter, machine
 
     plan = QUICK if args.quick else FULL
+    if args.only:
+        sections = []
+        for name in args.only:
+            print(f"running {name} ...", flush=True)
+            found, seconds = run_script(name, plan[name])
+            print(f"  {seconds:.0f} s", flush=True)
+            sections.append(SECTIONS[name](found, plan[name]))
+        note = args.out.read_text() if args.out.exists() else "# Benchmarks\n\n"
+        args.out.write_text(report_sections.splice(note, sections))
+        print(f"wrote {args.out}")
+        return
     results: dict[str, Any] = {"_seconds": {}, "_jitter": cpu_jitter()}
     for name, script_args in plan.items():
         print(f"running {name} ...", flush=True)
         results[name], results["_seconds"][name] = run_script(name, script_args)
         print(f"  {results['_seconds'][name]:.0f} s", flush=True)
     text = render(results, machine(), sys.argv[1:], args.quick)
+    if args.out.exists():  # sections other scripts measured stay
+        text = report_sections.keep_others(text, args.out.read_text())
     args.out.write_text(text)
     (HERE / "latest.json").write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")

@@ -230,6 +230,9 @@ def test_sync_config_hash_is_unchanged_by_inference_modes(tmp_path) -> None:
     old.pop("env_call_timeout_s")  # how long a call may take: never stored nor hashed
     old["policy"].pop("call_timeout_s")
     old.pop("inference_options")  # the field did not exist
+    for how in ("resources", "max_batch", "batch_wait_ms"):  # where and how a run executes
+        old["policy"].pop(how)
+    old["protocol"].pop("perturbation")  # absent when unperturbed
     assert config.config_hash() == stable_hash(old)
     realtime = replace(config, inference_mode="async", inference_options={"latency": "120"})
     other = replace(config, inference_mode="async", inference_options={"latency": "60"})

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 GLOBAL_VALUE_OPTIONS = frozenset({"--db", "--registry", "--plugins", "--disable-plugin", "-p"})
 """Global options that take a value (see :func:`main_options`)."""
-GLOBAL_FLAGS = frozenset({"--quiet", "-q", "--init"})
+GLOBAL_FLAGS = frozenset({"--quiet", "-q", "--init", "--verbose", "-v"})
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -82,7 +82,7 @@ app = typer.Typer(
 )
 
 
-WRITING_COMMANDS = frozenset({"run", "matrix", "interleave", "migrate"})
+WRITING_COMMANDS = frozenset({"run", "matrix", "interleave", "robustness", "migrate"})
 """The commands that open the store for writes; every other one opens it read-only."""
 
 
@@ -97,29 +97,36 @@ class Context:
     quiet: bool = False
     init: bool = False
     command: str | None = None
+    verbose: bool = False
 
     def catalog(self) -> "Catalog":
         from vlabench.catalog import catalog
+        from vlabench.execute.phases import phase
 
-        return catalog(self.allow, self.block)
+        with phase("plugins"):
+            return catalog(self.allow, self.block)
 
     def registry(self) -> "Registry":
+        from vlabench.execute.phases import phase
         from vlabench.registry import load_registry
 
-        return load_registry(list(self.registry_files))
+        with phase("registry"):
+            return load_registry(list(self.registry_files))
 
     def store(self, write: bool | None = None) -> Any:
         """The store at ``--db``: for writes in a writing command (or ``write=True``):
         created or upgraded, another application's database refused unless ``--init``;
         read-only in every other command: nothing created or changed, a missing store is an
         error. A store that cannot be opened so ends the command with one line (exit 2)."""
+        from vlabench.execute.phases import phase
         from vlabench.store import NotAStoreError, StoreError, open_store
 
         writing = self.command in WRITING_COMMANDS if write is None else write
         try:
-            if writing:
-                return open_store(self.db, init=self.init)
-            return open_store(self.db, read_only=True)
+            with phase("store open"):
+                if writing:
+                    return open_store(self.db, init=self.init)
+                return open_store(self.db, read_only=True)
         except NotAStoreError as exc:
             hint = "; add them anyway with `vlabench --init ...`" if writing else ""
             raise fail(f"{exc}{hint}") from None
@@ -183,6 +190,12 @@ def main_options(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Print what each start-up phase cost (run, matrix)."
+        ),
+    ] = False,
     init: Annotated[
         bool,
         typer.Option(
@@ -194,6 +207,13 @@ def main_options(
     ] = False,
 ) -> None:
     """Global options (before or after the command): store, registry files, plugins."""
+    if verbose:
+        from vlabench.execute.phases import record, since_start
+
+        started = since_start()
+        if started is not None:
+            record("interpreter and imports", started)
+        ctx.call_on_close(print_phases)
     blocked = {p.removeprefix("no:") for p in disable_plugin or []}
     ctx.obj = Context(
         db=db,
@@ -203,7 +223,25 @@ def main_options(
         quiet=quiet,
         init=init,
         command=ctx.invoked_subcommand,
+        verbose=verbose,
     )
+
+
+def print_phases() -> None:
+    """``-v``: what each start-up phase of this command cost, in the order they ended."""
+    from vlabench.execute.phases import phases, since_start
+
+    rows = phases()
+    if not rows:
+        return
+    print("start-up phases (seconds, first time each ran):")
+    for name, seconds in rows:
+        print(f"  {name:<28} {seconds:8.3f}")
+    if not any(name == "policy load" for name, _ in rows):
+        print("  (policy load and env build ran in workers: --executor inline shows them)")
+    total = since_start()
+    if total is not None:
+        print(f"  {'process so far':<28} {total:8.3f}")
 
 
 def load_registry(c: Context) -> "Registry":

@@ -62,6 +62,22 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(len(list(gpus.iterdir())))] if gpus.is_dir() else []
 
 
+LOCAL_RESOURCES = frozenset({"num_cpus", "num_gpus"})
+"""The preset ``resources`` one machine can honour; any other name is a Ray node's resource."""
+
+
+def local_placement_error(job: Job, gpus: Sequence[str]) -> str | None:
+    """Why this machine cannot honour ``job``'s preset ``resources``, or None if it can."""
+    custom = sorted(set(job.resources) - LOCAL_RESOURCES)
+    if custom:
+        names = ", ".join(custom)
+        return f"resources {names} name Ray nodes: run this policy with --executor ray"
+    wanted = job.resources.get("num_gpus", 0.0)
+    if wanted > len(gpus):
+        return f"the policy preset needs {wanted:g} GPU(s) and this machine shows {len(gpus)}"
+    return None
+
+
 def describe_exit(exitcode: int | None) -> str:
     """``killed by SIGSEGV`` / ``exited with code 3`` for a dead worker."""
     if exitcode is None:

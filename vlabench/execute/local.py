@@ -18,12 +18,16 @@ import numpy as np
 
 from vlabench import api
 from vlabench.catalog import Catalog
+from vlabench.execute.phases import phase
 from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.compat import build_adapters, policy_request
 from vlabench.plan.configs import RunConfig
 from vlabench.runtime.adapters import AdapterPipeline
 from vlabench.runtime.deadlines import Bracket, CallClock, CallTimeouts
 from vlabench.runtime.rollout import EpisodeSpec, Rollout, RolloutSettings, episode_specs
+
+SERVICE_CONNECT_S = 300.0
+"""How long a worker waits for a (re)started policy service to accept its connection."""
 
 
 def call_timeouts(config: RunConfig, settings: ExecutionSettings) -> CallTimeouts:
@@ -65,16 +69,13 @@ class JobWorker:
         """Where every call is bracketed (shared with the parent in a worker process)."""
         self._policies: dict[str, api.Policy] = {}
 
-    def _policy(self, config: RunConfig) -> api.Policy:
+    def _policy(self, config: RunConfig, service: str | None = None) -> api.Policy:
         request = policy_request(config, self.catalog)
-        key = f"{config.policy}|{request.env}"
+        key = f"{config.policy}|{request.env}|{service}"
         if key not in self._policies:
-            from vlabench.isolation.proxies import policy_spec_for  # a preset may run in a worker
-
-            spec = policy_spec_for(config, self.catalog.policy(config.policy.type))
             request = dataclasses.replace(request, threads=self.settings.torch_threads)
-            with self._bracket("policy.load"):
-                self._policies[key] = spec.load(request)
+            with self._bracket("policy.load"), phase("policy load"):
+                self._policies[key] = _load(config, self.catalog, request, service)
         return self._policies[key]
 
     def _bracket(self, kind: str) -> Bracket:
@@ -86,13 +87,15 @@ class JobWorker:
         indices: Sequence[int],
         on_episode: Callable[[api.EpisodeRecord], None],
         on_start: Callable[[int], None] | None = None,
+        service: str | None = None,
     ) -> None:
         """Run episodes ``indices`` of ``config``; job-level errors (policy load...) raise.
 
-        ``on_start`` is told each episode's index as it starts (before its env is reset)."""
+        ``on_start`` is told each episode's index as it starts (before its env is reset);
+        ``service``: the address of the policy's shared service (:mod:`~.service`), if any."""
         env_spec = self.catalog.env(config.env)  # remote:// too, through the resolve hook
         self.clock.timeouts = call_timeouts(config, self.settings)
-        policy = self._policy(config)
+        policy = self._policy(config, service)
         with self._bracket("policy.reset"):
             policy.reset()
         rollout = _build_rollout(
@@ -102,6 +105,21 @@ class JobWorker:
         if on_start is not None:
             rollout.on_start = lambda spec: on_start(spec.episode_index)
         rollout.run(episode_specs_for(config, self.catalog, indices))
+
+
+def _load(
+    config: RunConfig, catalog: Catalog, request: api.PolicyRequest, service: str | None
+) -> api.Policy:
+    """The job's policy: loaded here (or in its preset's isolation worker), or a proxy of its
+    shared service at ``service``."""
+    if service is not None:
+        from vlabench.isolation.proxies import ProxyPolicy
+        from vlabench.isolation.remote import WsChannel
+
+        return ProxyPolicy(lambda: WsChannel(service, None, SERVICE_CONNECT_S), request)
+    from vlabench.isolation.proxies import policy_spec_for  # a preset may run in a worker
+
+    return policy_spec_for(config, catalog.policy(config.policy.type)).load(request)
 
 
 def _settings(
@@ -169,7 +187,8 @@ def _build_rollout(
     make = env_spec_for(config, env_spec).make
 
     def make_env() -> Any:
-        return make(config.task, options)
+        with phase("env build"):
+            return make(config.task, options)
 
     make_env, on_episode = instrument(make_env, policy, on_episode)
     return Rollout(

@@ -16,6 +16,11 @@ parent reads the clocks while it waits: a call past half its timeout is reported
 stored as failed (``timed out after N s in policy.predict``) and the rest of the job retried
 on a fresh worker.
 
+Policy services (``ExecutionSettings.policy_service``): each policy is loaded once, in its
+own process (:mod:`~vlabench.execute.service`), and every job of it is sent with the
+service's address; the workers call it there, batched with the other workers' calls. A
+service that dies fails the calls it had in flight and is restarted while the parent waits.
+
 Signals: workers ignore Ctrl-C and hangups (the parent decides what they mean: it stops them
 and leaves the store consistent), and never outlive the parent, even after its kill -9
 (:func:`~vlabench.isolation.worker.exit_with_parent`).
@@ -35,7 +40,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from vlabench.execute.executor import (
     THREAD_VARS,
@@ -46,10 +51,14 @@ from vlabench.execute.executor import (
     after_crash,
     cpu_count,
     describe_exit,
+    local_placement_error,
     visible_gpus,
 )
 from vlabench.plan.jobs import Job
 from vlabench.runtime.deadlines import SIZE, Call, CallClock, timed_out
+
+if TYPE_CHECKING:
+    from vlabench.execute.service import PolicyServices
 
 POLL_S = 0.2
 """The longest the parent waits between two readings of the workers' clocks."""
@@ -57,8 +66,8 @@ POLL_S = 0.2
 
 def _worker_main(fd: int, clock_fd: int, parent_pid: int) -> None:
     """Worker loop: a :class:`WorkerSetup` (answered ``ready``), then ``(job_id, config,
-    indices)`` messages; for each it sends ``started`` and ``episode`` per episode, then
-    ``done`` with the job's error (or None)."""
+    indices, service)`` messages; for each it sends ``started`` and ``episode`` per episode,
+    then ``done`` with the job's error (or None)."""
     from vlabench.isolation.worker import exit_with_parent
 
     for sig in (signal.SIGINT, signal.SIGHUP):  # the parent decides what they mean
@@ -75,13 +84,14 @@ def _worker_main(fd: int, clock_fd: int, parent_pid: int) -> None:
             message = conn.recv()
             if message is None:
                 return
-            job_id, config, indices = message
+            job_id, config, indices, service = message
             try:
                 worker.run(
                     config,
                     indices,
                     lambda r, j=job_id: conn.send(("episode", j, r)),
                     lambda i, j=job_id: conn.send(("started", j, i)),
+                    service,
                 )
             except Exception as exc:
                 conn.send(("done", job_id, f"{type(exc).__name__}: {exc}"))
@@ -128,6 +138,10 @@ class ProcessExecutor:
         self.retries = max(0, retries)
         self.setup = setup or WorkerSetup()
         """What every worker gets: the plugin view, batch size and execution settings."""
+        self.services: PolicyServices | None = None
+        """The policy services of the run in progress (``--policy-service``)."""
+        self.service_stats: dict[str, dict[str, Any]] = {}
+        """Each service's ``/health`` (calls, rows per call) at the end of the last run."""
 
     def _spawn(self, slot: int, gpus: list[str]) -> _Handle:
         """A fresh worker: ``python -m vlabench.execute.processes FD CLOCK PID`` on one end of
@@ -171,9 +185,22 @@ class ProcessExecutor:
         return _Handle(process, conn, slot, CallClock.shared(clock_file.fileno()), clock_file)
 
     def run(self, jobs: Sequence[Job], events: JobEvents) -> None:
-        queue: deque[PendingJob] = deque(PendingJob(job, list(job.indices)) for job in jobs)
-        gpus = visible_gpus() if any(job.wants_gpu for job in jobs) else []
+        wants_gpus = any(job.wants_gpu or job.resources.get("num_gpus") for job in jobs)
+        gpus = visible_gpus() if wants_gpus else []
+        placeable = []
+        for job in jobs:  # a preset's resources this machine can't honour fail at once
+            error = local_placement_error(job, gpus)
+            if error is None:
+                placeable.append(job)
+            else:
+                events.job_started(job)
+                events.job_finished(job, error)
+        queue: deque[PendingJob] = deque(PendingJob(job, list(job.indices)) for job in placeable)
         handles: list[_Handle] = []
+        if self.setup.settings.policy_service:
+            from vlabench.execute.service import PolicyServices
+
+            self.services = PolicyServices(self.setup, gpus, max_restarts=self.retries)
         try:
             for slot in range(min(self.parallelism, len(queue))):
                 handles.append(self._spawn(slot, gpus))
@@ -184,6 +211,10 @@ class ProcessExecutor:
                 self._pump(handles, queue, events, gpus)
         finally:
             _stop(handles)
+            if self.services is not None:
+                self.service_stats = self.services.stats()
+                self.services.stop()
+                self.services = None
 
     def _dispatch(self, handle: _Handle, task: PendingJob, events: JobEvents) -> None:
         handle.task, handle.received, handle.started = task, set(), {}
@@ -191,9 +222,11 @@ class ProcessExecutor:
         if not task.started:
             task.started = True
             events.job_started(task.job)
+        config = task.job.config
+        service = None if self.services is None else self.services.url(config.policy)
         # a dead worker fails the send: its sentinel reports it and the task is retried
         with contextlib.suppress(OSError):
-            handle.conn.send((id(task), task.job.config, tuple(task.left)))
+            handle.conn.send((id(task), config, tuple(task.left), service))
 
     def _pump(
         self, handles: list[_Handle], queue: deque[PendingJob], events: JobEvents, gpus: list[str]
@@ -202,6 +235,8 @@ class ProcessExecutor:
         pipe ends is dead, one past a deadline is killed: its task goes to
         :func:`after_crash`, and a replacement starts while work remains."""
         busy = {id(h.conn): h for h in handles if h.task is not None}
+        if self.services is not None:
+            self._check_services(list(busy.values()), events)
         expired, wait_s = self._watch(list(busy.values()), events)
         dead: list[_Handle] = list(expired)
         if not expired:
@@ -229,6 +264,16 @@ class ProcessExecutor:
             handle.close()
             if queue and len(handles) < self.parallelism:
                 handles.append(self._spawn(handle.slot, gpus))
+
+    def _check_services(self, busy: list[_Handle], events: JobEvents) -> None:
+        """Restart dead policy services; tell the jobs of each what happened."""
+        from vlabench.execute.service import service_key
+
+        assert self.services is not None
+        for key, note in self.services.check():
+            for handle in busy:
+                if handle.task is not None and service_key(handle.task.job.config.policy) == key:
+                    events.job_note(handle.task.job, note)
 
     def _watch(
         self, busy: list[_Handle], events: JobEvents

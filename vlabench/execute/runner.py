@@ -151,6 +151,9 @@ class Runner:
     registry declares for the suite, in order. Each run stores those containing its task."""
     _runs: dict[int, _RunState] = field(default_factory=dict)
     _n_init: dict[str, int | None] = field(default_factory=dict)
+    _hashes: dict[int, tuple[RunConfig, str]] = field(default_factory=dict)
+    """``id(config) -> (config, its hash)``: hashed once, not per episode (the config is kept
+    so that its id is not reused)."""
 
     def report_meta(self, config: RunConfig) -> dict[str, Any]:
         """What boards read of a run (``Run.report_meta``), fixed when it is written."""
@@ -370,7 +373,10 @@ class Runner:
 
     def _specs(self, config: RunConfig, indices: Sequence[int]) -> dict[int, EpisodeSpec]:
         """Episodes ``indices`` of the run (seed, init state), as its workers run them."""
-        key = config.config_hash()
+        known = self._hashes.get(id(config))
+        if known is None or known[0] is not config:
+            known = self._hashes[id(config)] = (config, config.config_hash())
+        key = known[1]
         if key not in self._n_init:
             try:
                 env = self.catalog.env(config.env)

@@ -42,6 +42,13 @@ class ExecutionSettings:
     call_timeout_s: float | None = None
     """``--call-timeout``: the limit of every policy and env call, over the presets' and
     suites' (0: no limit; None: theirs, else the defaults of :mod:`vlabench.runtime.deadlines`)."""
+    policy_service: bool = False
+    """``--policy-service``: each policy loaded once, in its own process, answering every
+    worker's calls in batches (:mod:`vlabench.execute.service`; the processes executor)."""
+    service_max_batch: int = 64
+    """The most episodes one batched call of a policy service gets."""
+    service_wait_ms: float = 5.0
+    """How long a policy service waits for the other workers' requests to fill a batch."""
 
     def __post_init__(self) -> None:
         if isinstance(self.record_video, bool) or not isinstance(self.record_video, int):
@@ -58,6 +65,14 @@ class ExecutionSettings:
             or self.torch_threads < 1
         ):
             raise ValueError(f"--torch-threads expects an int >= 1, got {self.torch_threads!r}")
+        if isinstance(self.service_max_batch, bool) or not (
+            isinstance(self.service_max_batch, int) and self.service_max_batch >= 1
+        ):
+            raise ValueError(
+                f"service_max_batch expects an int >= 1, got {self.service_max_batch!r}"
+            )
+        if not 0 <= self.service_wait_ms < float("inf"):
+            raise ValueError(f"service_wait_ms expects ms >= 0, got {self.service_wait_ms!r}")
         if self.call_timeout_s is not None and (
             isinstance(self.call_timeout_s, bool)
             or not isinstance(self.call_timeout_s, int | float)
@@ -76,13 +91,14 @@ class ExecutionSettings:
         armed: bool = False,
         torch_threads: int | None = None,
         call_timeout_s: float | None = None,
+        policy_service: bool = False,
     ) -> ExecutionSettings:
         """Settings with ``video_dir`` made absolute (workers may run in another directory);
         no directory is kept when nothing is recorded."""
         directory = None
         if record_video and video_dir is not None:
             directory = str(Path(video_dir).expanduser().resolve())
-        return cls(record_video, directory, armed, torch_threads, call_timeout_s)
+        return cls(record_video, directory, armed, torch_threads, call_timeout_s, policy_service)
 
     def video_run_dir(self, config_hash: str) -> str | None:
         """Where the videos of one run go, or None when videos are not recorded."""

@@ -4,7 +4,8 @@ The server speaks the wire protocol (:mod:`vlabench.isolation.wire`) over WebSoc
 binary frame, and answers ``GET /health`` with a small JSON status. A served policy is shared
 by all clients: concurrent action requests with the same batch layout are gathered into one
 policy call (``batch_wait_ms`` bounds the wait) and the result is split back. A served env
-gives each connection its own env.
+gives each connection its own env. ``max_batch`` caps the rows of one call (the rest waits for
+the next); ``stats`` counts calls, requests and rows, with a histogram of rows per call.
 
 It binds loopback by default. Binding any other address needs ``allow_remote=True`` *and* a
 shared token; a token, when set, is checked when a client connects (``Authorization: Bearer``
@@ -101,7 +102,8 @@ class PolicyService:
 
     def __init__(self, spec: api.PolicySpec, checkpoint: str | None, options: Mapping[str, Any],
                  device: str = "cpu", batch_wait_ms: float = 2.0, policy_type: str = "",
-                 name: str = "") -> None:
+                 name: str = "", max_batch: int | None = None,
+                 threads: int | None = None) -> None:
         self.spec = spec
         self.name = name or policy_type or spec.name
         self.checkpoint = checkpoint
@@ -109,9 +111,15 @@ class PolicyService:
         self.device = device
         self.type = policy_type or spec.name
         self.wait_s = batch_wait_ms / 1000
+        self.max_batch = max_batch
+        self.threads = threads
+        """Torch threads of the loaded policies (the server's choice, never a client's)."""
+        """The most rows one policy call gets (None: every waiting request)."""
         self.policies: dict[str, api.Policy] = {}
         self.pending: list[tuple[str, str, dict[str, Any], asyncio.Future]] = []
-        self.stats = {"calls": 0, "requests": 0, "max_requests_per_call": 0}
+        self.stats: dict[str, Any] = {"calls": 0, "requests": 0, "rows": 0,
+                                      "max_requests_per_call": 0, "max_rows_per_call": 0,
+                                      "rows_per_call": {}}
         self.sessions = 0
         """Connected clients that loaded the policy: when all have asked, nobody waits."""
         self._flusher: asyncio.Task | None = None
@@ -120,7 +128,7 @@ class PolicyService:
     def _request(self, args: Mapping[str, Any]) -> api.PolicyRequest:
         data = dict(args)
         data.update(type=self.type, checkpoint=self.checkpoint, options=self.options,
-                     device=self.device, threads=None)  # a client never sets the server's
+                     device=self.device, threads=self.threads)  # never the client's
         return request_from_wire(data)
 
     def _key(self, args: Mapping[str, Any]) -> str:
@@ -148,13 +156,28 @@ class PolicyService:
         while self.pending:
             if len(self.pending) < self.sessions:
                 await asyncio.sleep(self.wait_s)
-            items, self.pending = self.pending, []
+            items = self._take()
             groups: dict[tuple[Any, ...], list[Any]] = {}
             for item in items:
                 op, key, batch, _ = item
                 groups.setdefault((op, key, _layout(batch)), []).append(item)
             for (op, key, _), group in groups.items():
                 await self._run_group(op, key, group)
+
+    def _take(self) -> list[Any]:
+        """The waiting requests of the next call: in arrival order, up to ``max_batch`` rows
+        (always at least one request)."""
+        rows, count = 0, 0
+        for _, _, batch, _ in self.pending:
+            try:
+                size = _batch_size(batch)
+            except ValueError:
+                size = 1  # its call reports the error
+            if count and self.max_batch is not None and rows + size > self.max_batch:
+                break
+            rows, count = rows + size, count + 1
+        items, self.pending = self.pending[:count], self.pending[count:]
+        return items
 
     async def _run_group(self, op: str, key: str, group: list[Any]) -> None:
         batches = [item[2] for item in group]
@@ -177,6 +200,11 @@ class PolicyService:
         self.stats["calls"] += 1
         self.stats["requests"] += len(group)
         self.stats["max_requests_per_call"] = max(self.stats["max_requests_per_call"], len(group))
+        rows = sum(sizes)
+        self.stats["rows"] += rows
+        self.stats["max_rows_per_call"] = max(self.stats["max_rows_per_call"], rows)
+        histogram = self.stats["rows_per_call"]
+        histogram[str(rows)] = histogram.get(str(rows), 0) + 1
         offsets = np.cumsum([0, *sizes])
         for (*_, future), lo, hi in zip(group, offsets[:-1], offsets[1:], strict=True):
             if not future.done():
@@ -237,8 +265,11 @@ class Server:
 
     def __init__(self, target: PolicyService | api.EnvSpec, *, host: str = "127.0.0.1",
                  port: int = DEFAULT_PORT, token: str | None = None,
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, sock: Any = None) -> None:
+        if sock is not None:  # a listening socket made by the caller (kept across restarts)
+            host, port = sock.getsockname()[:2]
         check_bind(host, allow_remote, token)
+        self.sock = sock
         self.target = target
         self.kind = "policy" if isinstance(target, PolicyService) else "env"
         self.host, self.port, self.token = host, port, token
@@ -313,10 +344,12 @@ class Server:
         from websockets.asyncio.server import serve
 
         self._loop = asyncio.get_running_loop()
+        where: dict[str, Any] = (
+            {"sock": self.sock} if self.sock is not None else {"host": self.host, "port": self.port}
+        )
         async with serve(
             self._handler,
-            self.host,
-            self.port,
+            **where,
             process_request=self._process_request,
             max_size=wire.MAX_MESSAGE_BYTES,
             compression=None,

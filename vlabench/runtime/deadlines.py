@@ -14,7 +14,14 @@ Who reads it decides what a deadline means:
 * a Ray actor watches its own clock from the thread that streams the episodes;
 * the inline executor has no one to watch it: in the main thread the clock arms ``SIGALRM``
   (:func:`alarms`), whose handler raises :class:`CallTimeout` in the hung call, which the loop
-  records like any failure (a call hung in C code is not interrupted there).
+  records like any failure (a call hung in C code is not interrupted there). The timer is
+  armed lazily: a call arms it only when it would fire after that call's deadline, and a call
+  that returns leaves it armed (calls end long before their deadlines, and a deadline only
+  grows from one call to the next), so a stream of quick calls makes no system call at all.
+  When it fires, the handler raises in the call in progress if that call is past its
+  deadline, else re-arms for that call's deadline (or for none when no call is running): every
+  call is still interrupted at its deadline, at the cost of at most one early alarm per
+  shortest timeout (``env.step``: 2 minutes by default) while calls run.
 
 Which limit applies (:class:`CallTimeouts`): ``--call-timeout S`` (every call; 0: none) over
 a policy preset's / suite's ``call_timeout_s`` (its policy calls / its env calls) over the
@@ -159,8 +166,10 @@ class CallClock:
         self.buffer = buffer if buffer is not None else bytearray(SIZE)
         self.timeouts = CallTimeouts()
         self.alarm = False
-        """Arm ``SIGALRM`` at each start (the inline executor, main thread: :func:`alarms`)."""
+        """Bound the calls with ``SIGALRM`` (the inline executor, main thread: :func:`alarms`)."""
         self._seq = 0
+        self._alarm_at = math.inf
+        """When the armed ``SIGALRM`` fires (``time.monotonic()``; inf: not armed)."""
 
     @property
     def timeouts(self) -> CallTimeouts:
@@ -192,8 +201,9 @@ class CallClock:
             offset += _ENTRY.size
         _SEQ.pack_into(buffer, 0, seq)
         self._seq = seq
-        if self.alarm and timeout:
+        if self.alarm and deadline < self._alarm_at:  # else the armed alarm fires first
             signal.setitimer(signal.ITIMER_REAL, timeout)
+            self._alarm_at = deadline
 
     def end(self) -> None:
         """The call returned (or raised)."""
@@ -201,8 +211,24 @@ class CallClock:
         _IDLE.pack_into(buffer, 0, seq - 1, 0)
         _SEQ.pack_into(buffer, 0, seq)
         self._seq = seq
-        if self.alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def on_alarm(self) -> None:
+        """``SIGALRM`` fired (see the module docstring): raise :class:`CallTimeout` in the
+        call in progress if it is past its deadline, else re-arm for its deadline."""
+        call, now = self.read(), time.monotonic()
+        self._alarm_at = math.inf
+        if call is None or not call.timeout_s:
+            return  # no call, or an unbounded one: the next bounded call arms it
+        if now >= call.deadline - 0.01:
+            raise CallTimeout(call.kind, call.timeout_s)
+        signal.setitimer(signal.ITIMER_REAL, max(call.deadline - now, 0.001))
+        self._alarm_at = call.deadline
+
+    def disarm(self) -> None:
+        """Stop bounding calls with ``SIGALRM`` (the end of :func:`alarms`)."""
+        self.alarm = False
+        self._alarm_at = math.inf
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
     def read(self) -> Call | None:
         """The call in progress, or None (no call, or the writer died in the middle of
@@ -253,19 +279,17 @@ def alarms(clock: CallClock) -> Iterator[None]:
         return
 
     def on_alarm(signum: int, frame: Any) -> None:
-        call = clock.read()
-        if call is not None and call.timeout_s and time.monotonic() >= call.deadline - 0.01:
-            raise CallTimeout(call.kind, call.timeout_s)
+        clock.on_alarm()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     pending, _ = signal.setitimer(signal.ITIMER_REAL, 0)  # someone else's alarm: kept aside
     since = time.monotonic()
     clock.alarm = True
+    clock._alarm_at = math.inf
     try:
         yield
     finally:
-        clock.alarm = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        clock.disarm()
         signal.signal(signal.SIGALRM, previous)
         if pending:  # re-armed for what is left of it (due now if it is past)
             left = pending - (time.monotonic() - since)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -157,27 +158,40 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
 
 def _current_heads(engine: Engine) -> set[str]:
-    from alembic.runtime.migration import MigrationContext
+    """The store's ``alembic_version`` rows (empty without the table); plain SQL, so that
+    opening a store at head never imports alembic (~0.5 s)."""
+    from sqlalchemy import inspect, text
 
     with engine.connect() as conn:
-        return set(MigrationContext.configure(conn).get_current_heads())
+        if not inspect(conn).has_table("alembic_version"):
+            return set()
+        return {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+
+
+_REVISION_LINE = re.compile(r"^(down_)?revision\b[^=\n]*=(.*)$", re.MULTILINE)
 
 
 @functools.cache
+def _script_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """Every migration's revision, and those some ``down_revision`` names: read from the
+    scripts' text once per process, so that opening a store never imports alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for down, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
+            (parents if down else revisions).update(re.findall(r"[\"']([^\"']+)[\"']", value))
+    return frozenset(revisions), frozenset(parents)
+
+
 def head_revisions() -> frozenset[str]:
-    """The migrations' head revision(s), read from the scripts once per process."""
-    from alembic.script import ScriptDirectory
+    """The migrations' head revision(s): those no script's ``down_revision`` names."""
+    revisions, parents = _script_revisions()
+    return revisions - parents
 
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
-
-@functools.cache
 def known_revisions() -> frozenset[str]:
     """Every revision of the migrations (a store at any of them is a vlabench store)."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config())
-    return frozenset(rev.revision for rev in script.walk_revisions())
+    return _script_revisions()[0]
 
 
 def current_revisions(engine: Engine) -> frozenset[str]:

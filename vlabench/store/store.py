@@ -222,16 +222,28 @@ class Store:
         """Set status and error; stamp ``started_at`` (first start) and ``finished_at``."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
+        now = utcnow()
+        values: dict[str, Any] = {  # one UPDATE, no ORM load: the runner calls it per episode
+            "status": status,
+            "error": error,
+            "finished_at": now if status in FINAL_STATUSES else None,
+        }
+        if status == "running":
+            values["started_at"] = func.coalesce(Run.started_at, now)
+        statement = update(Run).where(Run.id == run_id).values(**values)
+        with self._write() as session:
+            if not session.connection().execute(statement).rowcount:
+                raise LookupError(f"no run with id {run_id}")
+            session.commit()
+
+    @retrying
+    def update_report_meta(self, run_id: int, **items: Any) -> None:
+        """Set keys of the run's ``report_meta`` (e.g. a sequential rule and its looks)."""
         with self._write() as session:
             run = session.get(Run, run_id)
             if run is None:
                 raise LookupError(f"no run with id {run_id}")
-            run.status = status
-            run.error = error
-            now = utcnow()
-            if status == "running" and run.started_at is None:
-                run.started_at = now
-            run.finished_at = now if status in FINAL_STATUSES else None
+            run.report_meta = {**(run.report_meta or {}), **items}
             session.commit()
 
     def get_run(self, run_id: int) -> dict[str, Any] | None:
