@@ -128,6 +128,11 @@ class Job:
     def wants_gpu(self) -> bool:
         return self.config.policy.device.startswith("cuda")
 
+    @property
+    def resources(self) -> dict[str, float]:
+        """What one worker of this job needs (the policy preset's ``resources``)."""
+        return dict(getattr(self.config.policy, "resources", None) or {})
+
 
 def stored_hash(store: Any, config: RunConfig) -> str:
     """The hash the store knows ``config``'s run by: its config hash, or the legacy hash of a
