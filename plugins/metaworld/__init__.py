@@ -14,6 +14,9 @@ Env options (suites' ``env_options``, recorded with every run):
 * ``shadows`` / ``reflections`` (bool, default true): the renderer's costliest effects;
 * ``camera_pos`` (``{camera: [x, y, z]}``, default LeRobot's corner2 position
   ``{corner2: [0.75, 0.075, 0.7]}``; ``{}`` keeps Meta-World's own);
+* ``camera_fovy`` (``{camera: degrees}``, default absent: the model's) and ``light_scale``
+  (a factor on every light's diffuse and the headlight, default absent: 1): set by the
+  robustness axes of :mod:`.perturb` (camera pose, field of view, lighting);
 * ``requested_features`` (set by the runner): only the cameras (and the extra state
   features) the policy reads are produced; a state-only policy renders nothing.
 
@@ -30,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vlabench import api, hookimpl
 
-from . import chunked_expert, expert, tasks
+from . import chunked_expert, expert, perturb, tasks
 from .features import (
     ACTION_SPACE,
     ENV_STATE_KEY,
@@ -68,6 +71,8 @@ class MetaWorldOptions(BaseModel):
     camera_pos: dict[str, list[float]] = Field(
         default_factory=lambda: copy.deepcopy(DEFAULTS["camera_pos"])
     )
+    camera_fovy: dict[str, float] | None = None
+    light_scale: float | None = Field(None, ge=0)
 
     @field_validator("cameras", mode="before")
     @classmethod
@@ -142,7 +147,7 @@ def camera_pos(options: Mapping[str, Any]) -> dict[str, list[float]]:
 
 def check_options(options: Mapping[str, Any]) -> None:
     """Validate every option; unknown keys are errors (a typo must not give the default)."""
-    allowed = {*DEFAULTS, api.REQUESTED_FEATURES_OPTION, api.ARMED_OPTION}  # runner-set
+    allowed = {*DEFAULTS, *perturb.OPTIONS, api.REQUESTED_FEATURES_OPTION, api.ARMED_OPTION}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
@@ -238,6 +243,8 @@ def make(task: str, options: Mapping[str, Any]) -> Any:
         shadows=_flag(options, "shadows"),
         reflections=_flag(options, "reflections"),
         camera_pos=camera_pos(options),
+        camera_fovy=perturb.camera_fovy(options),
+        light_scale=perturb.light_scale(options),
         environment_state=wanted(ENV_STATE_KEY),
         task_name=wanted(TASK_NAME_KEY),
         sim_state=requested is not None and SIM_STATE_KEY in requested,
@@ -263,6 +270,12 @@ SPEC = api.EnvSpec(
 def vlabench_envs() -> list[api.EnvSpec]:
     """Meta-World."""
     return [SPEC]
+
+
+@hookimpl
+def vlabench_perturbations() -> list[api.PerturbationSpec]:
+    """Camera pose, field of view and lighting of the simulator."""
+    return list(perturb.SPECS)
 
 
 @hookimpl

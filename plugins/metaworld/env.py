@@ -112,6 +112,8 @@ class MetaWorldEnv(gym.Env):
         shadows: bool = True,
         reflections: bool = True,
         camera_pos: Mapping[str, Sequence[float]] | None = None,
+        camera_fovy: Mapping[str, float] | None = None,
+        light_scale: float | None = None,
         environment_state: bool = True,
         task_name: bool = True,
         sim_state: bool = False,
@@ -134,6 +136,14 @@ class MetaWorldEnv(gym.Env):
         for camera, pos in (camera_pos or {}).items():
             self._check_camera(camera)
             self.inner.model.camera(camera).pos[:] = np.asarray(pos, dtype=np.float64)
+        for camera, fovy in (camera_fovy or {}).items():
+            self._check_camera(camera)
+            self.inner.model.camera(camera).fovy[:] = float(fovy)
+        if light_scale is not None:  # every light's diffuse and the headlight's
+            model = self.inner.model
+            model.light_diffuse[:] = model.light_diffuse * light_scale
+            model.vis.headlight.diffuse[:] = model.vis.headlight.diffuse * light_scale
+            model.vis.headlight.ambient[:] = model.vis.headlight.ambient * light_scale
         self.render_mode = "rgb_array"
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         observation: dict[str, spaces.Space[Any]] = {

@@ -61,6 +61,12 @@ class PolicyChoice:
     call_timeout_s: float | None = field(default=None, compare=False, repr=False)
     """The preset's limit of one policy call (None: the default): how the run executes, not
     what it is (neither stored with the config nor hashed)."""
+    resources: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    """The preset's ``resources`` (Ray placement): where the run executes, not what it is."""
+    max_batch: int | None = field(default=None, compare=False, repr=False)
+    """The preset's ``max_batch`` (its policy service's largest call; None: the run's)."""
+    batch_wait_ms: float | None = field(default=None, compare=False, repr=False)
+    """The preset's ``batch_wait_ms`` (its policy service's wait; None: the run's)."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,20 @@ class EvalProtocol:
     success: str
     stop_on_success: bool
     settle_steps: int
+    perturbation: dict[str, Any] | None = None
+    """A perturbed variant's axis, severity, perturbation and params (None: unperturbed;
+    then absent from the stored config and the hashes, which stay what they were)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The protocol as stored (``perturbation`` only when there is one)."""
+        data = asdict(self)
+        if data["perturbation"] is None:
+            data.pop("perturbation")
+        return data
 
     def key(self) -> dict[str, Any]:
         """The protocol without the episode count (which only changes n)."""
-        data = asdict(self)
+        data = self.as_dict()
         data.pop("episodes")
         return data
 
@@ -108,9 +124,13 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["protocol"] = self.protocol.as_dict()
         data.pop("env_options_given")
         data.pop("env_call_timeout_s")
         data["policy"].pop("call_timeout_s")
+        data["policy"].pop("resources")
+        for how in ("max_batch", "batch_wait_ms"):  # how a run executes, not what it is
+            data["policy"].pop(how, None)
         return data
 
     @property

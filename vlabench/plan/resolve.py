@@ -59,6 +59,9 @@ def resolve_policy(name: str, registry: Registry, catalog: Catalog) -> PolicyCho
         preset.device,
         preset.isolation,
         preset.call_timeout_s,
+        dict(preset.resources),
+        preset.max_batch,
+        preset.batch_wait_ms,
     )
 
 
@@ -100,6 +103,53 @@ def env_options(
         ) from None
 
 
+def perturb(
+    variant: tuple[str, str, int],
+    suite: SuiteConfig,
+    options: Mapping[str, Any],
+    env: api.EnvSpec,
+    registry: Registry,
+    catalog: Catalog,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """``(protocol entry, adapter steps, env options)`` of a perturbed variant of ``suite``.
+
+    The protocol entry (axis, severity, perturbation, params) identifies the variant; an
+    adapter-side perturbation is one step, first in the pair, with the suite's seed and the
+    axis (seeded per episode); an env-side one returns the env options it sets over
+    ``options`` (the control's, complete).
+    """
+    base, axis_name, severity = variant
+    axis = registry.perturbations[axis_name]
+    where = registry.where("perturbations", axis_name, "perturbation") or f"axis {axis_name!r}"
+    spec = catalog.perturbations.get(axis.perturbation)
+    if spec is None:
+        known = catalog.perturbations
+        raise RegistryError(f"{where}: {unknown('perturbation', axis.perturbation, known)}")
+    if spec.envs and env.name not in spec.envs:
+        raise RegistryError(
+            f"{where}: perturbation {spec.name!r} applies to env(s) {', '.join(spec.envs)}, "
+            f"not {env.name!r} (suite {base!r})"
+        )
+    params = dict(axis.levels[severity - 1])
+    entry = {
+        "axis": axis_name, "severity": severity, "perturbation": spec.name, "params": params
+    }
+    if spec.adapter is not None:
+        step = {"type": spec.adapter, **params, "seed": suite.seed, "axis": axis_name}
+        if spec.adapter not in catalog.adapters:
+            raise RegistryError(f"{where}: {unknown('adapter', spec.adapter, catalog.adapters)}")
+        try:
+            catalog.adapters[spec.adapter].build({k: v for k, v in step.items() if k != "type"})
+        except ValueError as exc:
+            raise RegistryError(f"{where}: severity {severity}: {exc}") from None
+        return entry, [step], {}
+    assert spec.env_options is not None
+    try:
+        return entry, [], spec.env_options(params, options)
+    except ValueError as exc:
+        raise RegistryError(f"{where}: severity {severity}: {exc}") from None
+
+
 def resolve_suite(
     suite_name: str,
     policy: PolicyChoice,
@@ -118,17 +168,28 @@ def resolve_suite(
     suite but an env a plugin resolves (``remote://host:port``) is that env's bare suite.
     Nothing is added to the registry or the catalog.
     """
-    suite = registry.suites.get(suite_name)
+    variant = registry.variant(suite_name)
+    if variant is not None and variant[2] == 0:  # severity 0: the control itself
+        suite_name, variant = variant[0], None
+    base_name = suite_name if variant is None else variant[0]
+    suite = registry.suites.get(base_name)
     if suite is None and suite_name not in catalog.envs and catalog.find_env(suite_name):
         suite = SuiteConfig(env=suite_name)  # a served env as a suite
-    suite = suite or registry.suite(suite_name)
+    suite = suite or registry.suite(base_name)
     env = catalog.find_env(suite.env)
     if env is None:
         raise RegistryError(
             f"suite {suite_name!r} uses env {suite.env!r}, which no loaded plugin provides "
             f"(envs: {', '.join(sorted(catalog.envs)) or 'none'}; see `vlabench plugins`)"
         )
-    options, given = env_options(suite_name, suite, env, registry, env_overrides)
+    options, given = env_options(base_name, suite, env, registry, env_overrides)
+    perturbation, steps, env_side = None, [], {}
+    if variant is not None:
+        perturbation, steps, env_side = perturb(variant, suite, options, env, registry, catalog)
+    if env_side:
+        options, given = env_options(
+            base_name, suite, env, registry, {**dict(env_overrides or {}), **env_side}
+        )
     available = [t.name for t in env.tasks(options)]
     chosen = tasks or suite.tasks or available
     for task in chosen:
@@ -148,8 +209,9 @@ def resolve_suite(
         if suite.stop_on_success is not None
         else success == "ever",
         settle_steps=suite.settle_steps,
+        perturbation=perturbation,
     )
-    adapters = registry.adapter_steps([policy.name, policy.type], suite.env)
+    adapters = steps + registry.adapter_steps([policy.name, policy.type], suite.env)
     inference = inference or InferenceConfig()
     return [
         RunConfig(

@@ -4,6 +4,7 @@ from vlabench.registry.load import default_registry_path, load_file, load_regist
 from vlabench.registry.schema import (
     MatrixConfig,
     PairAdapter,
+    PerturbationAxis,
     PolicyPreset,
     Registry,
     RegistryError,
@@ -15,6 +16,7 @@ from vlabench.registry.schema import (
 __all__ = [
     "MatrixConfig",
     "PairAdapter",
+    "PerturbationAxis",
     "PolicyPreset",
     "Registry",
     "RegistryError",

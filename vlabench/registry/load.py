@@ -81,8 +81,9 @@ def load_registry(extra: list[str | Path] | None = None) -> Registry:
         reg.policies.update(parsed.policies)
         reg.adapters.extend(parsed.adapters)
         reg.matrices.update(parsed.matrices)
+        reg.perturbations.update(parsed.perturbations)
         reg.files.append(path)
-        for kind in ("suites", "policies", "matrices"):
+        for kind in ("suites", "policies", "matrices", "perturbations"):
             reg.origins.update({(kind, name): path for name in getattr(parsed, kind)})
     reg.check_groups()
     return reg

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vlabench.api import RegistryError
+from vlabench.api import VARIANT_MARK, RegistryError
 from vlabench.registry.lines import locate
 
 
@@ -81,6 +81,15 @@ class PolicyPreset(_Strict):
     call_timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Longest policy call, in seconds (default: vlabench.runtime.deadlines); a call past it
     fails its episodes. Not part of the run's identity; ``--call-timeout`` overrides it."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """What one worker of this policy needs on a Ray node (``{num_gpus: 1}``, a node's custom
+    resource ``{lab_gpu_a100: 1}``); not part of the run's identity."""
+    max_batch: int | None = Field(None, ge=1)
+    """The most episodes one batched call of this policy's service gets (``--policy-service``;
+    default: the run's ``service_max_batch``); not part of the run's identity."""
+    batch_wait_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """How long this policy's service waits to fill a batch (default: the run's
+    ``service_wait_ms``); not part of the run's identity."""
 
     _check_isolation = field_validator("isolation")(lambda v: _isolation(v))
 
@@ -101,6 +110,18 @@ class PairAdapter(_Strict):
         return steps
 
 
+class PerturbationAxis(_Strict):
+    """A robustness axis: a plugin's perturbation at increasing severities.
+
+    ``levels[k-1]`` are the params of severity ``k``; severity 0 is the control (the suite
+    itself). ``suite@axis:k`` names the perturbed variant of a suite.
+    """
+
+    perturbation: str
+    description: str = ""
+    levels: list[dict[str, Any]] = Field(min_length=1)
+
+
 class MatrixConfig(_Strict):
     """A named matrix: policies x suites."""
 
@@ -115,6 +136,7 @@ class RegistryFile(_Strict):
     policies: dict[str, PolicyPreset] = Field(default_factory=dict)
     adapters: list[PairAdapter] = Field(default_factory=list)
     matrices: dict[str, MatrixConfig] = Field(default_factory=dict)
+    perturbations: dict[str, PerturbationAxis] = Field(default_factory=dict)
 
 
 @dataclass
@@ -125,6 +147,7 @@ class Registry:
     policies: dict[str, PolicyPreset] = field(default_factory=dict)
     adapters: list[PairAdapter] = field(default_factory=list)
     matrices: dict[str, MatrixConfig] = field(default_factory=dict)
+    perturbations: dict[str, PerturbationAxis] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)
     """(``suites``/``policies``/``matrices``, name) -> the file the entry came from."""
@@ -171,6 +194,41 @@ class Registry:
         if name not in self.suites:
             raise RegistryError(unknown("suite", name, self.suites))
         return self.suites[name]
+
+    def variant(self, name: str) -> tuple[str, str, int] | None:
+        """``(suite, axis, severity)`` of a perturbed suite name ``suite@axis:severity``
+        (None for a plain name); a one-line :class:`RegistryError` when it is malformed,
+        names an unknown suite or axis, or a severity the axis does not have."""
+        if VARIANT_MARK not in name or "://" in name:  # an address may hold user@host
+            return None
+        base, _, rest = name.partition(VARIANT_MARK)
+        axis, colon, level = rest.partition(":")
+        if not (base and axis and colon and level.isdigit()):
+            raise RegistryError(
+                f"perturbed suite {name!r}: expected SUITE@AXIS:SEVERITY, e.g. "
+                "metaworld_mt10@state_noise:1"
+            )
+        self.suite(base)
+        if axis not in self.perturbations:
+            raise RegistryError(unknown("perturbation axis", axis, self.perturbations))
+        levels = len(self.perturbations[axis].levels)
+        if int(level) > levels:
+            raise RegistryError(
+                f"perturbed suite {name!r}: axis {axis!r} has severities 0-{levels}, not {level}"
+            )
+        return base, axis, int(level)
+
+    def variants(self, suite: str, axes: list[str] | None = None) -> list[str]:
+        """The perturbed variants of ``suite``: every severity of each axis (all by default)."""
+        names = list(self.perturbations) if axes is None else axes
+        for axis in names:
+            if axis not in self.perturbations:
+                raise RegistryError(unknown("perturbation axis", axis, self.perturbations))
+        return [
+            f"{suite}{VARIANT_MARK}{axis}:{k}"
+            for axis in names
+            for k in range(1, len(self.perturbations[axis].levels) + 1)
+        ]
 
     def matrix(self, name: str) -> MatrixConfig:
         if name not in self.matrices:

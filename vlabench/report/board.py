@@ -72,6 +72,7 @@ from vlabench.report.columns import (
 )
 from vlabench.report.identity import policy_identity, policy_labels
 from vlabench.report.model import Board, Cell, Row
+from vlabench.report.robustness import is_perturbed
 
 if TYPE_CHECKING:
     from vlabench.store import Store
@@ -147,11 +148,12 @@ def build_board(
     ranked_columns = {
         i for i in range(len(columns)) for cells in slots.values()
         if cells[i] is not None and cells[i].status == "ok"  # type: ignore[union-attr]
-        and not columns[i].metric
+        and not columns[i].metric and not is_perturbed(columns[i].suite)
     }
     rows = []
     for policy, cells in slots.items():
-        ok = [c for c in cells if c is not None and c.status == "ok" and not c.column.metric]
+        ok = [c for c in cells if c is not None and c.status == "ok" and not c.column.metric
+              and not is_perturbed(c.column.suite)]  # a variant never pools with its control
         mean = sum(c.rate for c in ok) / len(ok) if ok else None  # type: ignore[misc]
         low = high = None
         if ok:
@@ -225,6 +227,7 @@ def rank_scope(row: Row) -> frozenset[int]:
     return frozenset(
         i for i, c in enumerate(row.cells)
         if c is not None and c.status == "ok" and not c.column.metric
+        and not is_perturbed(c.column.suite)
     )
 
 
