@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vlabench import api, hookimpl
 
-from . import assets, env
+from . import assets, env, record
 from .metrics import COLUMNS
 
 ENV_NAME = "dataset"
@@ -43,3 +43,15 @@ def vlabench_envs() -> list[api.EnvSpec]:
 def vlabench_assets() -> list[api.AssetSpec]:
     """The SO-100 datasets of the registry's suites (``vlabench assets so100``)."""
     return [assets.SPEC]
+
+
+@hookimpl
+def vlabench_recorders() -> list[api.RecorderSpec]:
+    """LeRobotDataset v3.0, written by LeRobot's own writer (``vlabench record``)."""
+    return [
+        api.RecorderSpec(
+            name="lerobot",
+            description="LeRobotDataset v3.0 (LeRobot's writer; videos H.264)",
+            write=record.write_recording,
+        )
+    ]

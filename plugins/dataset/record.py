@@ -69,3 +69,45 @@ def write_dataset(
         dataset.save_episode(parallel_encoding=False)
     dataset.finalize()
     return Path(root)
+
+
+def recorded_features(interface: Any, first: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """LeRobot features for an env's numeric states, its cameras and its action.
+
+    Shapes come from the first recorded frame (what the env really returned); string and
+    shapeless features (task names, simulator states) are left out.
+    """
+    features: dict[str, dict[str, Any]] = {}
+    for feature in (*interface.observation, interface.action):
+        value = first.get(feature.name)
+        if value is None or feature.kind == "language" or feature.dtype == "str":
+            continue
+        array = np.asarray(value)
+        if feature.kind == "image":
+            features[feature.name] = {
+                "dtype": "video", "shape": tuple(array.shape),
+                "names": ["height", "width", "channels"],
+            }
+        elif feature.shape is not None and array.dtype.kind in "fiu":
+            names = [f"{feature.name.rsplit('.', 1)[-1]}_{i}" for i in range(array.shape[-1])]
+            features[feature.name] = {
+                "dtype": "float32", "shape": tuple(array.shape), "names": names
+            }
+    return features
+
+
+def write_recording(
+    root: str, episodes: Sequence[Sequence[Mapping[str, Any]]], interface: Any,
+    options: Mapping[str, Any],
+) -> str:
+    """``RecorderSpec.write`` for LeRobotDataset v3.0 (see :class:`vlabench.api.RecorderSpec`)."""
+    if not episodes or not episodes[0]:
+        raise ValueError("no episodes to write")
+    features = recorded_features(interface, episodes[0][0])
+    keep = [*features, "task"]
+    frames = [[{k: f[k] for k in keep} for f in episode] for episode in episodes]
+    fps = options.get("fps", 10)
+    return str(write_dataset(
+        root, frames, features, fps=round(fps), repo_id=options.get("repo_id", "local/recorded"),
+        robot_type=options.get("robot_type"), crf=options.get("crf", 0),
+    ))  # fmt: skip

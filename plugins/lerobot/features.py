@@ -34,6 +34,7 @@ STEP_FIELDS = ("num_inference_steps", "num_steps")
 OPTIONS = {
     "action_space": "space tag of the actions (default: unknown)",
     "state_space": "space tag of observation.state (default: unknown)",
+    "environment_state_space": "space tag of observation.environment_state (default: unknown)",
     "rename_map": "{env_key: policy_key}: env observation names the checkpoint knows otherwise",
     "n_action_steps": "actions executed per chunk before the next inference (replanning)",
     "num_steps": "denoising / flow-matching steps per chunk",
@@ -158,7 +159,7 @@ def check_options(options: Mapping[str, Any], where: str) -> None:
         isinstance(k, str) and isinstance(v, str) for k, v in rename.items()
     ):
         raise PresetError(f"{where}: option 'rename_map' must map env keys to policy keys")
-    for key in ("action_space", "state_space", "revision"):
+    for key in ("action_space", "state_space", "environment_state_space", "revision"):
         value = options.get(key)
         if value is not None and (not isinstance(value, str) or not value):
             raise PresetError(f"{where}: option {key!r} must be a non-empty string")
@@ -242,7 +243,9 @@ def interface(ckpt: Checkpoint, options: Mapping[str, Any], where: str) -> api.P
             hwc = None if any_size or len(shape) != 3 else (shape[1], shape[2], shape[0])
             inputs.append(api.Feature(name, "image", hwc, "uint8", "rgb", description=key))
         elif kind in ("STATE", "ENV"):
-            space = options.get("state_space", UNKNOWN_SPACE) if kind == "STATE" else UNKNOWN_SPACE
+            space = options.get(
+                "state_space" if kind == "STATE" else "environment_state_space", UNKNOWN_SPACE
+            )
             inputs.append(api.Feature(name, "state", shape, "float32", space, description=key))
     if reads_language(ckpt):
         inputs.append(api.Feature(api.TASK_KEY, "language", None, "str"))

@@ -16,6 +16,16 @@ run config and therefore in the protocol hash):
 * ``hard_reset`` (bool, default false): rebuild the MuJoCo model at every reset as robosuite
   does by default (seconds per episode); the default resets in place, with the same
   trajectories (bit-identical or within 1e-14 on the tasks checked);
+* ``camera_offset`` ([dx, dy, dz] m) and ``light_scale`` (a factor), both absent by default:
+  agentview moved and the lights scaled, set by the robustness axes of :mod:`.perturb`;
+* ``object_noise`` (metres, absent by default): every free object of the init state moved
+  in x and y by Gaussian noise drawn from the episode's seed;
+* ``pro`` (``swap`` | ``object`` | ``lan`` | ``task``, absent by default): the task as
+  LIBERO-PRO's perturbed suite of that name ships it (:func:`.suites.pro_task`);
+* ``state_arithmetic`` (``lerobot``, absent by default): how the 8-d state's axis-angle is
+  computed: absent, from the float64 quaternion; ``lerobot``, as ``lerobot-eval`` does (the
+  quaternion cast to float32 first, in torch; up to ~5e-7 apart, enough to split a learned
+  policy's trajectories); the ``*_lerobot`` suites set ``lerobot``;
 * ``requested_features`` (set by the runner): only the requested cameras are rendered.
 
 Observation and action conventions are those of LeRobot's LIBERO checkpoints; see
@@ -31,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlabench import api, hookimpl
 
-from . import suites
+from . import perturb, suites
 
 ENV_NAME = "libero"
 FPS = 20.0
@@ -47,7 +57,9 @@ CAMERA_KEYS = {
 PROPRIO_KEY = "observation.proprio"
 PROPRIO_DIM = 39
 OPTIONS = (
-    "suite", "image_size", "render_quality", "hard_reset", api.REQUESTED_FEATURES_OPTION,
+    "suite", "image_size", "render_quality", "hard_reset", "camera_offset", "light_scale", "pro",
+    "object_noise", "state_arithmetic",
+    api.REQUESTED_FEATURES_OPTION,
     api.ARMED_OPTION,
 )
 
@@ -60,6 +72,11 @@ class LiberoOptions(BaseModel):
     image_size: int = Field(DEFAULT_IMAGE_SIZE, gt=0)
     render_quality: Literal["standard", "fast"] = "standard"
     hard_reset: bool = False
+    camera_offset: list[float] | None = None
+    light_scale: float | None = Field(None, ge=0)
+    pro: Literal["swap", "object", "lan", "task"] | None = None
+    object_noise: float | None = Field(None, ge=0)
+    state_arithmetic: Literal["lerobot"] | None = None
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
@@ -188,6 +205,11 @@ def make(task: str, options: Mapping[str, Any]) -> Any:
         image_size=image_size(options),
         render_quality=render_quality(options),
         hard_reset=hard_reset(options),
+        camera_offset=perturb.camera_offset(options),
+        light_scale=perturb.light_scale(options),
+        pro=perturb.pro(options),
+        object_noise=perturb.object_noise(options),
+        state_arithmetic=options.get("state_arithmetic") or "float64",
     )
 
 
@@ -213,3 +235,9 @@ SPEC = api.EnvSpec(
 def vlabench_envs() -> list[api.EnvSpec]:
     """LIBERO."""
     return [SPEC]
+
+
+@hookimpl
+def vlabench_perturbations() -> list[api.PerturbationSpec]:
+    """The agentview camera's position and the scene's lighting."""
+    return list(perturb.SPECS)

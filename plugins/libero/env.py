@@ -68,14 +68,35 @@ def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
     return q[:3] / den * (2.0 * np.arccos(w))
 
 
-def lerobot_state(raw: dict[str, Any]) -> np.ndarray:
-    """LeRobot's 8-d LIBERO state from a robosuite observation dict."""
+def quat_to_axis_angle_f32(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Axis-angle (3,) float32 as ``lerobot-eval`` computes it (``LiberoProcessorStep``):
+    the quaternion cast to float32, then the same torch operations in the same order."""
+    import torch
+
+    quat = torch.as_tensor(np.asarray(quat_xyzw)).reshape(1, 4).to(torch.float32)
+    w = quat[:, 3].clamp(-1.0, 1.0)
+    den = torch.sqrt(torch.clamp(1.0 - w * w, min=0.0))
+    result = torch.zeros((1, 3))
+    mask = den > 1e-10
+    if mask.any():
+        angle = 2.0 * torch.acos(w[mask])
+        axis = quat[mask, :3] / den[mask].unsqueeze(1)
+        result[mask] = axis * angle.unsqueeze(1)
+    return result[0].numpy()
+
+
+def lerobot_state(raw: dict[str, Any], arithmetic: str = "float64") -> np.ndarray:
+    """LeRobot's 8-d LIBERO state from a robosuite observation dict.
+
+    ``arithmetic="lerobot"``: the axis-angle from the float32 quaternion, exactly as
+    ``lerobot-eval`` (:func:`quat_to_axis_angle_f32`); else from the float64 one.
+    """
+    quat = raw["robot0_eef_quat"]
+    axis_angle = quat_to_axis_angle_f32(quat) if arithmetic == "lerobot" else (
+        quat_to_axis_angle(quat)
+    )
     return np.concatenate(
-        [
-            raw["robot0_eef_pos"],
-            quat_to_axis_angle(raw["robot0_eef_quat"]),
-            raw["robot0_gripper_qpos"],
-        ]
+        [raw["robot0_eef_pos"], axis_angle, raw["robot0_gripper_qpos"]]
     ).astype(np.float32)
 
 
@@ -101,8 +122,18 @@ class LiberoEnv(gym.Env):
         image_size: int = 256,
         render_quality: str = "standard",
         hard_reset: bool = False,
+        camera_offset: tuple[float, float, float] | list[float] | None = None,
+        light_scale: float | None = None,
+        pro: str | None = None,
+        object_noise: float | None = None,
+        state_arithmetic: str = "float64",
     ) -> None:
         super().__init__()
+        self.state_arithmetic = state_arithmetic
+        self.object_noise = object_noise
+        self.camera_offset = None if camera_offset is None else np.asarray(camera_offset, float)
+        self.light_scale = light_scale
+        self._scene_base: tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None = None
         unknown = [c for c in cameras if c not in CAMERAS]
         if unknown:
             raise ValueError(f"libero cameras must be among {list(CAMERAS)}, got {unknown}")
@@ -111,9 +142,11 @@ class LiberoEnv(gym.Env):
                 f"libero render_quality must be one of {RENDER_QUALITIES}, got {render_quality!r}"
             )
         self.libero_task = suites.find_task(task)
+        self.init_states = suites.init_states(task)
+        if pro is not None:  # a LIBERO-PRO variant of the task (scene, states, instruction)
+            self.libero_task, self.init_states = suites.pro_task(task, pro)
         self.task_name = task
         self.instruction = self.libero_task.instruction
-        self.init_states = suites.init_states(task)
         self.cameras = tuple(cameras)
         self.image_size = image_size
         self.render_quality = render_quality
@@ -179,11 +212,42 @@ class LiberoEnv(gym.Env):
             context.con.free()
             context._set_mujoco_context_and_buffers()  # what robosuite does on a resize
 
+    def _displace_objects(self, state: np.ndarray, seed: int, init_state_id: int) -> np.ndarray:
+        """``state`` (time, qpos, qvel) with every free object moved on the table by
+        N(0, ``object_noise``^2) metres in x and y, drawn from the episode's seed."""
+        model = self.inner.sim.model
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, init_state_id, 0x0B1EC7])
+        out = np.array(state, dtype=np.float64)
+        for joint in np.flatnonzero(np.asarray(model.jnt_type) == 0):  # free joints: objects
+            start = 1 + int(model.jnt_qposadr[joint])  # after the time entry
+            out[start : start + 2] += rng.normal(0.0, self.object_noise, 2)
+        return out
+
+    def _apply_scene_changes(self) -> None:
+        """The robustness options: agentview moved by ``camera_offset``, lights scaled by
+        ``light_scale``; set from the model's own values (kept per model: a hard reset
+        rebuilds it), so every reset applies the same change once."""
+        if self.camera_offset is None and self.light_scale is None:
+            return
+        model = self.inner.sim.model
+        if self._scene_base is None or self._scene_base[0] is not model:
+            cam = model.camera_name2id("agentview")
+            self._scene_base = (
+                model, model.cam_pos[cam].copy(), model.light_diffuse.copy(),
+                np.asarray(model._model.vis.headlight.diffuse).copy(),
+            )
+        _, cam_pos, diffuse, headlight = self._scene_base
+        if self.camera_offset is not None:
+            model.cam_pos[model.camera_name2id("agentview")] = cam_pos + self.camera_offset
+        if self.light_scale is not None:
+            model.light_diffuse[:] = diffuse * self.light_scale
+            model._model.vis.headlight.diffuse[:] = headlight * self.light_scale
+
     # -- observations ------------------------------------------------------------------
     def _convert(self, raw: dict[str, Any]) -> api.Observation:
         self._raw = raw
         obs: api.Observation = {
-            api.STATE_KEY: lerobot_state(raw),
+            api.STATE_KEY: lerobot_state(raw, self.state_arithmetic),
             PROPRIO_KEY: np.asarray(raw["robot0_proprio-state"], dtype=np.float32),
         }
         for cam in self.cameras:
@@ -212,7 +276,11 @@ class LiberoEnv(gym.Env):
             for robot in inner.robots:  # a hard reset rebuilds the gripper model: state 0
                 robot.gripper.current_action = np.zeros(robot.gripper.dof)
         self._apply_render_quality()
-        raw = inner.set_init_state(self.init_states[int(k)])
+        self._apply_scene_changes()
+        state = self.init_states[int(k)]
+        if self.object_noise:
+            state = self._displace_objects(state, 0 if seed is None else seed, int(k))
+        raw = inner.set_init_state(state)
         self.init_state_id = int(k)
         info = {"is_success": bool(inner.check_success()), "init_state_id": int(k)}
         return self._convert(raw), info

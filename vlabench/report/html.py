@@ -83,7 +83,8 @@ def _cell_td(cell: Cell | None, index: int | None) -> str:
     return (
         f'<td class="cell ok" data-sort="{cell.rate:.6f}" data-cell="{index}">'
         f'<button type="button" class="drill"><b>{_pct(cell.rate)}</b> '
-        f'<span class="ci-text">[{_pct(low)}, {_pct(high)}]</span> '
+        f'<span class="ci-text">[{_pct(low)}, {_pct(high)}]{"~" if cell.anytime else ""}'
+        "</span> "
         f'<span class="n">n={cell.n}</span> {rank}{errors}</button>{bar}</td>'
     )
 
@@ -218,10 +219,19 @@ def to_html(board: Board, title: str = "vlabench leaderboard") -> str:
         headers="".join(headers),
         rows="\n".join(body_rows) or f'<tr><td colspan="{len(headers)}">no runs</td></tr>',
         heat="\n".join(heat),
+        curves=_curves(board),
         css=_CSS,
         data=_script_json(_drill_data(board, cells)),
         js=_JS,
     )
+
+
+def _curves(board: Board) -> str:
+    """Learning curves of swept training runs (``vlabench sweep``), when the board has any."""
+    from vlabench.report.curves import curve_points
+    from vlabench.report.curves import to_html as curves_html
+
+    return curves_html(curve_points(board.runs.values(), board.episodes))
 
 
 _CSS = """
@@ -380,6 +390,7 @@ episodes.</p>
 <table id="heatmap">
 {heat}
 </table>
+{curves}
 <script type="application/json" id="drill-data">{data}</script>
 <script>{js}</script>
 </body>
