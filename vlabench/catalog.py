@@ -49,7 +49,11 @@ from vlabench import api
 from vlabench.api import hookspecs
 
 GROUP = "vlabench"
-DEFAULT_PLUGINS = ("vlabench.isolation.remote", "vlabench.report.exporters")
+DEFAULT_PLUGINS = (
+    "vlabench.isolation.remote",
+    "vlabench.isolation.foreign",
+    "vlabench.report.exporters",
+)
 """The core's own plugins, registered (and shown by ``vlabench plugins``) under these names."""
 
 
@@ -81,6 +85,8 @@ class Catalog:
     problems: list[str]
     manager: pluggy.PluginManager
     assets: dict[str, api.AssetSpec] = field(default_factory=dict)
+    perturbations: dict[str, api.PerturbationSpec] = field(default_factory=dict)
+    recorders: dict[str, api.RecorderSpec] = field(default_factory=dict)
 
     resolved: dict[tuple[str, str], tuple[Any, str | None]] = field(default_factory=dict)
     """Answers of the ``vlabench_resolve_*`` hooks by (kind, name), with the answering plugin:
@@ -368,6 +374,8 @@ _EXPECTED: dict[str, type] = {
     "vlabench_adapters": api.AdapterSpec,
     "vlabench_exporters": api.ExporterSpec,
     "vlabench_assets": api.AssetSpec,
+    "vlabench_recorders": api.RecorderSpec,
+    "vlabench_perturbations": api.PerturbationSpec,
 }
 """What each list hook's items must be (``vlabench_metrics``: callables)."""
 
@@ -398,6 +406,8 @@ def load_catalog(allow: set[str] | None = None, block: set[str] | None = None) -
     cat.adapters = _collect(pm, "vlabench_adapters", "adapter", cat)
     cat.exporters = _collect(pm, "vlabench_exporters", "exporter", cat)
     cat.assets = _collect(pm, "vlabench_assets", "assets", cat)
+    cat.perturbations = _collect(pm, "vlabench_perturbations", "perturbation", cat)
+    cat.recorders = _collect(pm, "vlabench_recorders", "recorder", cat)
     _collect(pm, "vlabench_metrics", "metric", cat)
     return cat
 

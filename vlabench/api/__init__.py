@@ -54,6 +54,8 @@ Envs may skip rendering cameras that are not in it; it is not part of the run co
 changes cost, not results). Absent means "everything"."""
 """Space tag of a feature that takes whatever the other side declares (reference policies)."""
 
+VARIANT_MARK = "@"
+"""Joins a suite and its perturbation in a variant's name: ``libero_spatial@camera_shift:2``."""
 ARMED_OPTION = "armed"
 """Env option set by the runner only (``True`` when the run was started with ``--armed``): a
 hardware env may move only when it is present. Never set by suites (the planner rejects it in
@@ -252,6 +254,30 @@ class Adapter(Protocol):
     def action(self, actions: np.ndarray) -> np.ndarray: ...
 
 
+PerturbationTarget = Literal["observation", "action", "env"]
+
+
+@dataclass(frozen=True)
+class PerturbationSpec:
+    """A kind of perturbation a plugin offers, applied to a suite by a registry axis.
+
+    Exactly one of two ways: ``adapter`` names an :class:`AdapterSpec` whose step perturbs
+    what the policy sees or sends (any env); the planner puts it first in the pair's adapters
+    with the axis's level params plus ``seed`` (the suite's) and ``axis``, so the step can
+    seed itself per episode (``seed + batch["episode.index"]``). Or ``env_options(params,
+    options)`` returns env options to set over the suite's (the simulator changes itself;
+    it is seeded by each episode's reset seed). ``envs`` limits it to those envs (``()``:
+    any). A level whose params leave everything unchanged must equal the control exactly.
+    """
+
+    name: str
+    description: str
+    target: PerturbationTarget
+    adapter: str | None = None
+    env_options: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None
+    envs: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class ExporterSpec:
     """A leaderboard export format: ``export(board) -> str | bytes`` (``vlabench.report.Board``).
@@ -293,6 +319,23 @@ class AssetSpec:
     description: str
     status: Callable[[str | None], AssetStatus]
     fetch: Callable[[str | None], AssetStatus]
+
+
+@dataclass(frozen=True)
+class RecorderSpec:
+    """A dataset format that ``vlabench record`` writes rolled-out episodes in.
+
+    ``write(root, episodes, interface, options)`` writes ``episodes`` (each a list of frames:
+    ``{feature name: array, "task": str, "action": array}``, observations as the env
+    ``interface`` declares them) under ``root`` and returns the dataset's directory;
+    ``options`` holds ``fps``, ``repo_id`` and ``robot_type``.
+    """
+
+    name: str
+    description: str
+    write: Callable[
+        [str, Sequence[Sequence[Mapping[str, Any]]], EnvInterface, Mapping[str, Any]], str
+    ]
 
 
 @dataclass

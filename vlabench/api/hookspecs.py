@@ -46,8 +46,18 @@ def vlabench_adapters() -> list[Any]:
 
 
 @hookspec
+def vlabench_perturbations() -> list[Any]:
+    """Return a list of ``PerturbationSpec``: perturbations registry axes may apply to suites."""
+
+
+@hookspec
 def vlabench_exporters() -> list[Any]:
     """Return a list of ``ExporterSpec``: leaderboard formats beyond the built-in ones."""
+
+
+@hookspec
+def vlabench_recorders() -> list[Any]:
+    """Return a list of ``RecorderSpec``: dataset formats ``vlabench record`` can write."""
 
 
 @hookspec

@@ -1,6 +1,8 @@
 """`vlabench check`, `run`, `matrix` and `interleave`: plan pairs, run them, store episodes."""
 
+import dataclasses
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,6 +18,30 @@ if TYPE_CHECKING:
     from vlabench.execute.settings import ExecutionSettings
     from vlabench.registry import Registry
     from vlabench.runtime.inference import InferenceConfig
+    from vlabench.sequential import StoppingRule
+
+
+PRECISION = typer.Option(
+    "--precision",
+    help="Sequential: run episodes in rounds and stop each (policy, task) once its "
+    "anytime-valid 95% interval is at most +-PRECISION (0.05 = 5 points), or at the "
+    "episode count (the budget). In (0, 0.5].",
+    callback=opts.in_range("--precision", 0, 0.5, open_low=True),
+)
+ROUND = typer.Option(
+    "--round",
+    help="Sequential: episodes per task between two looks, >= 1.",
+    callback=opts.in_range("--round", 1),
+)
+
+
+def stopping_rule(precision: float | None, round_: int) -> "StoppingRule | None":
+    """The ``--precision`` rule, or None for a fixed number of episodes."""
+    if precision is None:
+        return None
+    from vlabench.sequential import StoppingRule
+
+    return StoppingRule("precision", precision=precision, round=round_)
 
 
 @app.command("check")
@@ -76,13 +102,16 @@ def _execute(
     settings: "ExecutionSettings",
     registry: "Registry | None" = None,
     env_overrides: dict[str, Any] | None = None,
+    rule: "StoppingRule | None" = None,
 ) -> list[Any]:
     from vlabench.execute.choose import make_executor
+    from vlabench.execute.phases import record
     from vlabench.execute.runner import Runner
     from vlabench.plan.jobs import plan
     from vlabench.registry import RegistryError
 
     cat, reg = c.catalog(), registry if registry is not None else load_registry(c)
+    planning = time.perf_counter()
     try:
         pairs = plan(
             policies,
@@ -96,6 +125,7 @@ def _execute(
             runner_options=settings.env_options(),
             env_overrides=env_overrides,
         )
+        record("plan (pair checks)", time.perf_counter() - planning)
         chosen = make_executor(
             executor,
             cat,
@@ -126,8 +156,16 @@ def _execute(
             task_groups=task_groups(reg),
         )
         try:
+            if rule is not None:
+                from vlabench.execute.rounds import run_to_precision
+
+                return run_to_precision(
+                    runner, pairs, rule, say=lambda line: progress.job_note("sequential", line)
+                )
             return runner.run_pairs(pairs)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (exit_code 143/129)
+            if getattr(exc, "fatal", False):  # the executor lost its cluster: why, one line
+                raise fail(str(exc), getattr(exc, "exit_code", 2)) from None
             out.print(
                 Text.assemble(
                     ("interrupted", "yellow"),
@@ -195,13 +233,17 @@ def run_cmd(
     chunk_threshold: Annotated[float, opts.THRESHOLD] = 0.5,
     aggregate: Annotated[str, opts.AGGREGATE] = "weighted",
     hold: Annotated[str, opts.HOLD] = "last",
+    precision: Annotated[float | None, PRECISION] = None,
+    round_: Annotated[int, ROUND] = 10,
 ) -> None:
     """Evaluate one policy on one suite; re-running the same command resumes it.
 
     Example: vlabench run --policy noop --suite pusht --episodes 2;
     vlabench run --policy noop --env parol6 --fake -n 1;
     vlabench run --policy smolvla_libero --suite libero_spatial --inference async
-    --latency-ms 120 (what 120 ms of latency costs; the sync run is the reference).
+    --latency-ms 120 (what 120 ms of latency costs; the sync run is the reference);
+    vlabench run --policy metaworld-expert --suite metaworld_mt10 -n 200 --precision 0.05
+    (each task stops once its anytime-valid interval is within 5 points).
     """
     c = context(ctx)
     mode = opts.inference_config(inference, latency_ms, chunk_threshold, aggregate, hold)
@@ -237,6 +279,7 @@ def run_cmd(
         settings=settings,
         registry=reg,
         env_overrides=options,
+        rule=stopping_rule(precision, round_),
     )
     print_results(results)
     if mode.mode != "sync":  # a sync run is its own reference
@@ -269,6 +312,24 @@ def interleave_cmd(
         int,
         typer.Option(help="Seed of the random order, >= 0.", callback=opts.in_range("--seed", 0)),
     ] = 0,
+    until_decided: Annotated[
+        bool,
+        typer.Option(
+            "--until-decided",
+            help="Sequential, two policies: run rounds of paired episodes until the anytime-"
+            "valid 95% interval of A - B (pairs pooled over tasks) says A > B, B > A or no "
+            "difference larger than --delta, or the episode count runs out.",
+        ),
+    ] = False,
+    delta: Annotated[
+        float,
+        typer.Option(
+            help="With --until-decided: the smallest difference that matters, in (0, 1) "
+            "(0.1 = 10 points).",
+            callback=opts.in_range("--delta", 0, 1, open_low=True, open_high=True),
+        ),
+    ] = 0.1,
+    round_: Annotated[int, ROUND] = 10,
 ) -> None:
     """Compare policies episode by episode in interleaved order (fair on a real robot).
 
@@ -286,6 +347,8 @@ def interleave_cmd(
         raise fail(
             f"give >= 2 --policy, exactly one of --suite and --env, --order in {ORDERS}"
         )
+    if until_decided and len(policy) != 2:
+        raise fail(f"--until-decided compares two policies, got {len(policy)} --policy")
     options = opts.parse_env_options(env_option or [])
     if fake:
         options["fake"] = True
@@ -308,7 +371,10 @@ def interleave_cmd(
         c.store(), cat, EpisodeLines(c.quiet), task_groups=task_groups(reg),
         executor=make_executor("inline", cat, settings=settings),  # one episode at a time
     )
-    results = []
+    results: list[Any] = []
+    if until_decided:
+        _interleave_until_decided(runner, pairs, order, seed, delta, round_, results)
+        return
     try:
         for i in range(len(pairs[0].runs)):  # one task at a time, the same for every policy
             configs = [pair.runs[i] for pair in pairs]
@@ -323,6 +389,49 @@ def interleave_cmd(
     for r in failed:
         print(f"failed {r.label}: {r.error}")
     if failed:
+        raise typer.Exit(1)
+
+
+def _interleave_until_decided(
+    runner: Any, pairs: list[Any], order: Any, seed: int, delta: float, round_: int,
+    results: list[Any],
+) -> None:
+    """``interleave --until-decided``: rounds of interleaved episodes of A and B on every task
+    until the paired sequential interval decides; prints each look and the verdict."""
+    from vlabench.execute.interleave import run_interleaved
+    from vlabench.execute.rounds import run_until_decided
+    from vlabench.sequential import StoppingRule
+
+    rule = StoppingRule("until-decided", delta=delta, round=round_)
+    configs_a, configs_b = pairs[0].runs, pairs[1].runs
+
+    def run_round(configs: list[Any]) -> None:
+        half = len(configs) // 2
+        for a, b in zip(configs[:half], configs[half:], strict=True):
+            results.extend(run_interleaved([a, b], runner.run_config, order, seed))
+
+    try:
+        state = run_until_decided(runner, configs_a, configs_b, rule, run_round, say=print)
+    except KeyboardInterrupt as exc:
+        print("interrupted: finished episodes are stored; run it again to resume", file=sys.stderr)
+        raise typer.Exit(getattr(exc, "exit_code", 130)) from None
+    a, b = pairs[0].policy.name, pairs[1].policy.name
+    verdict = {
+        "A > B": f"{a} is better than {b}",
+        "B > A": f"{b} is better than {a}",
+        "no difference": f"no difference larger than {100 * delta:g} points",
+        "budget": "undecided: the episode count ran out",
+        "stalled": "undecided: a round stored no episodes (see the failures above)",
+    }[state.stopped or "budget"]
+    print(
+        f"{verdict} (anytime-valid at 95%: {a} - {b} in [{100 * state.low:+.1f}, "
+        f"{100 * state.high:+.1f}] points after {state.look} episode(s) per task, "
+        f"{state.table.n} pairs)"
+    )
+    failed = [r for r in {r.run_id: r for r in results}.values() if r.status == "failed"]
+    for r in failed:
+        print(f"failed {r.label}: {r.error}")
+    if failed or state.stopped == "stalled":
         raise typer.Exit(1)
 
 
@@ -356,6 +465,16 @@ def matrix_cmd(
     chunk_threshold: Annotated[float, opts.THRESHOLD] = 0.5,
     aggregate: Annotated[str, opts.AGGREGATE] = "weighted",
     hold: Annotated[str, opts.HOLD] = "last",
+    policy_service: Annotated[
+        bool,
+        typer.Option(
+            "--policy-service",
+            help="Load each policy once, in its own process, and batch every worker's calls "
+            "to it (processes executor): one model in memory, bigger batches.",
+        ),
+    ] = False,
+    precision: Annotated[float | None, PRECISION] = None,
+    round_: Annotated[int, ROUND] = 10,
 ) -> None:
     """Cross-evaluate every policy on every suite, checking each pair first.
 
@@ -380,6 +499,10 @@ def matrix_cmd(
         c, record_video=record_video, video_dir=video_dir, torch_threads=torch_threads,
         call_timeout_s=call_timeout,
     )
+    if policy_service:
+        if executor != "processes":
+            raise fail(f"--policy-service needs --executor processes, got {executor}")
+        settings = dataclasses.replace(settings, policy_service=True)
     results = _execute(
         c,
         policies,
@@ -395,6 +518,7 @@ def matrix_cmd(
         retries=retries,
         inference=mode,
         settings=settings,
+        rule=stopping_rule(precision, round_),
     )
     if dry_run:
         return
