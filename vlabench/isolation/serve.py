@@ -21,13 +21,14 @@ import ipaddress
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from vlabench import api
 from vlabench.isolation import wire
+from vlabench.isolation.hosting import Started, WebSocketHost
 from vlabench.isolation.remote import TOKEN_ENV
 from vlabench.isolation.worker import EnvHost, hello, plain, request_from_wire
 
@@ -260,7 +261,7 @@ class _EnvSession:
             self.host.close()
 
 
-class Server:
+class Server(WebSocketHost):
     """A WebSocket server for one policy service or one env spec."""
 
     def __init__(self, target: PolicyService | api.EnvSpec, *, host: str = "127.0.0.1",
@@ -269,15 +270,13 @@ class Server:
         if sock is not None:  # a listening socket made by the caller (kept across restarts)
             host, port = sock.getsockname()[:2]
         check_bind(host, allow_remote, token)
+        super().__init__()
         self.sock = sock
         self.target = target
         self.kind = "policy" if isinstance(target, PolicyService) else "env"
         self.host, self.port, self.token = host, port, token
         self.clients = 0
         self.started = time.time()
-        self._server: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.ready = threading.Event()
 
     def _session(self) -> Any:
         if isinstance(self.target, PolicyService):
@@ -340,43 +339,8 @@ class Server:
             self.clients -= 1
             session.close()
 
-    async def serve_async(self, started: Callable[[Server], None] | None = None) -> None:
-        from websockets.asyncio.server import serve
-
-        self._loop = asyncio.get_running_loop()
+    async def serve_async(self, started: Started | None = None) -> None:
         where: dict[str, Any] = (
             {"sock": self.sock} if self.sock is not None else {"host": self.host, "port": self.port}
         )
-        async with serve(
-            self._handler,
-            **where,
-            process_request=self._process_request,
-            max_size=wire.MAX_MESSAGE_BYTES,
-            compression=None,
-        ) as server:
-            self._server = server
-            self.port = server.sockets[0].getsockname()[1]
-            self.ready.set()
-            if started is not None:
-                started(self)
-            await server.serve_forever()
-
-    def serve_forever(self, started: Callable[[Server], None] | None = None) -> None:
-        """Serve until interrupted (blocking)."""
-        with contextlib.suppress(asyncio.CancelledError):
-            asyncio.run(self.serve_async(started))
-
-    def start_in_thread(self, timeout: float = 10.0) -> Server:
-        """Serve from a daemon thread (tests, benchmarks); returns once it is listening."""
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        if not self.ready.wait(timeout):
-            raise TimeoutError("server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        await self._listen(self._handler, started, max_size=wire.MAX_MESSAGE_BYTES, **where)

@@ -20,7 +20,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +29,7 @@ from vlabench import api
 from vlabench.isolation.foreign import codec
 from vlabench.isolation.foreign.convention import Convention
 from vlabench.isolation.foreign.openpi import VLABENCH_KEY
+from vlabench.isolation.hosting import Started, WebSocketHost
 from vlabench.isolation.serve import check_bind
 
 PROTOCOLS = ("openpi", "vlaeval")
@@ -110,7 +110,7 @@ def _observation_spec(conv: Convention, state_dims: int) -> dict[str, Any]:
     return spec
 
 
-class ForeignServer:
+class ForeignServer(WebSocketHost):
     """A WebSocket server speaking openpi's or vla-eval's protocol for one served model."""
 
     def __init__(self, model: ServedModel, protocol: str, *, host: str = "127.0.0.1",
@@ -119,14 +119,12 @@ class ForeignServer:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r} (expected {', '.join(PROTOCOLS)})")
         check_bind(host, allow_remote, token)
+        super().__init__()
         self.model, self.protocol = model, protocol
         self.host, self.port, self.token = host, port, token
         self.recorder = recorder
         self.kind = f"policy ({protocol} protocol)"
         self.sessions = 0
-        self.ready = threading.Event()
-        self._server: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- HTTP -------------------------------------------------------------------------------
     def _process_request(self, connection: Any, request: Any) -> Any:
@@ -256,39 +254,11 @@ class ForeignServer:
             print(f"vlabench: could not record {what} episode: {exc}", flush=True)
 
     # -- serving ----------------------------------------------------------------------------
-    async def serve_async(self, started: Callable[[ForeignServer], None] | None = None) -> None:
-        from websockets.asyncio.server import serve
-
-        self._loop = asyncio.get_running_loop()
+    async def serve_async(self, started: Started | None = None) -> None:
         handler = self._openpi if self.protocol == "openpi" else self._vlaeval
-        async with serve(handler, self.host, self.port, process_request=self._process_request,
-                         max_size=None, compression=None, ping_interval=None) as server:
-            self._server = server
-            self.port = server.sockets[0].getsockname()[1]
-            self.ready.set()
-            if started is not None:
-                started(self)
-            await server.serve_forever()
-
-    def serve_forever(self, started: Callable[[ForeignServer], None] | None = None) -> None:
-        """Serve until interrupted (blocking)."""
-        with contextlib.suppress(asyncio.CancelledError):
-            asyncio.run(self.serve_async(started))
-
-    def start_in_thread(self, timeout: float = 10.0) -> ForeignServer:
-        """Serve from a daemon thread (tests, benchmarks); returns once it is listening."""
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        if not self.ready.wait(timeout):
-            raise TimeoutError("server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        await self._listen(
+            handler, started, host=self.host, port=self.port, max_size=None, ping_interval=None
+        )
 
     @property
     def health_path(self) -> str:
