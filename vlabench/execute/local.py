@@ -122,13 +122,14 @@ def _load(
     return policy_spec_for(config, catalog.policy(config.policy.type)).load(request)
 
 
-def _settings(
+def rollout_settings(
     config: RunConfig,
     env_spec: api.EnvSpec,
     policy: api.Policy,
     batch_size: int,
     execution: ExecutionSettings,
 ) -> RolloutSettings:
+    """The rollout's settings for ``config``'s protocol, env interface and policy."""
     iface = env_spec.interface(config.env_options)
     action = iface.action
     n_action_steps = policy.interface.n_action_steps
@@ -194,7 +195,7 @@ def _build_rollout(
     return Rollout(
         make_env,
         policy,
-        _settings(config, env_spec, policy, batch_size, execution),
+        rollout_settings(config, env_spec, policy, batch_size, execution),
         on_episode,
         adapters=adapters,
         metrics=catalog.metrics,

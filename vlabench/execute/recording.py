@@ -16,10 +16,12 @@ import numpy as np
 
 from vlabench import api
 from vlabench.catalog import Catalog
+from vlabench.execute.local import rollout_settings
+from vlabench.execute.settings import ExecutionSettings
 from vlabench.plan.compat import build_adapters, policy_request
 from vlabench.plan.configs import RunConfig
 from vlabench.runtime.adapters import AdapterPipeline
-from vlabench.runtime.rollout import Rollout, RolloutSettings, episode_specs
+from vlabench.runtime.rollout import Rollout, episode_specs
 
 
 def _copy(obs: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,22 +103,7 @@ def record_run(
         if on_episode is not None:
             on_episode(record)
 
-    action = iface.action
-    settings = RolloutSettings(
-        max_steps=config.protocol.max_steps,
-        success=config.protocol.success,
-        stop_on_success=config.protocol.stop_on_success,
-        settle_steps=config.protocol.settle_steps,
-        noop_action=iface.noop_action,
-        action_low=None if action.low is None else np.asarray(action.low, np.float32),
-        action_high=None if action.high is None else np.asarray(action.high, np.float32),
-        action_dim=action.shape[-1] if action.shape else None,
-        n_obs_steps=policy.interface.n_obs_steps,
-        n_action_steps=policy.interface.n_action_steps,
-        chunk_size=policy.interface.chunk_size,
-        fps=iface.fps,
-        inference=config.inference(),
-    )
+    settings = rollout_settings(config, env_spec, policy, 1, ExecutionSettings())
     adapters = AdapterPipeline(build_adapters(config.adapters, catalog))
     rollout = Rollout(make_env, policy, settings, finished, adapters=adapters)
     n_init = next(
