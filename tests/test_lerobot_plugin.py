@@ -7,6 +7,7 @@ name are local stand-ins in a temporary hub cache with the hub offline.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -291,3 +292,37 @@ def test_registry_presets_resolve_to_hub_ids_with_valid_options(world: dict) -> 
         if name in expected:
             assert hub.is_hub_id(hub.split_revision(preset.checkpoint)[0]), name
             assert preset.options["action_space"] != features.UNKNOWN_SPACE
+
+
+def test_a_resize_step_in_the_preprocessor_accepts_any_camera_size(
+    world: dict, tmp_path: Path
+) -> None:
+    """A checkpoint trained at 96 px wants 96 px frames, until its saved preprocessor resizes
+    them with LeRobot's own step (``add_resize_step``); the policy then runs on 480 px."""
+    from vlabench_plugins.lerobot.resize import add_resize_step
+
+    ckpt = tmp_path / "act"
+    shutil.copytree(world["ckpts"]["act"], ckpt)
+    env = world["catalog"].envs["pusht"].interface({})
+    request = api.PolicyRequest("act", str(ckpt), {}, env)
+    image = "observation.images.top"
+    assert {f.name: f for f in plugin.describe(request).inputs}[image].shape == (96, 96, 3)
+    add_resize_step(ckpt, 96)
+    add_resize_step(ckpt, 96)  # replaced, not added twice
+    pipeline = json.loads((ckpt / "policy_preprocessor.json").read_text())
+    steps = [s["registry_name"] for s in pipeline["steps"]]
+    assert steps.count("image_crop_resize_processor") == 1
+    assert steps.index("image_crop_resize_processor") == steps.index("normalizer_processor") - 1
+    assert {f.name: f for f in plugin.describe(request).inputs}[image].shape is None
+    from vlabench_plugins.dataset.record import resize_images
+
+    frame = np.random.default_rng(0).integers(0, 256, (480, 480, 3), dtype=np.uint8)
+    state = np.full((1, 2), 256.0, np.float32)
+    policy = plugin.load(request)
+    policy.reset()
+    full = policy.select_action({image: frame[None], "observation.state": state})
+    policy.reset()
+    small = resize_images([frame], 96)  # what `vlabench record --resize 96` writes
+    recorded = policy.select_action({image: small, "observation.state": state})
+    assert full.shape == recorded.shape == (1, 2)
+    np.testing.assert_allclose(full, recorded, atol=1.0)  # pixels: 8-bit rounding apart

@@ -109,3 +109,45 @@ def test_record_trains_with_lerobot_train(recorded: Path, tmp_path: Path) -> Non
     }
     assert config["input_features"]["observation.images.corner2"]["shape"] == [3, 32, 32]
     assert (model / "model.safetensors").stat().st_size > 0
+
+
+def test_record_resize_and_observation_choice(tmp_path: Path) -> None:
+    """``--resize`` writes the cameras downsampled as LeRobot's resize step does, and
+    ``--observation`` keeps only the inputs LeRobot's own Meta-World env gives."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from vlabench.cli import app
+
+    out = tmp_path / "small"
+    args = ["-q", "record", "metaworld-expert", "--suite", "metaworld_mt10", "--task", TASK,
+            "-n", "1", "--image-size", "64", "--resize", "16", "--out", str(out),
+            "--observation", "observation.state", "--observation", "observation.images.corner2"]
+    result = CliRunner().invoke(app, args)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ds = LeRobotDataset("local/recorded", root=out, video_backend="pyav")
+    assert set(ds.meta.features) - {"timestamp", "frame_index", "episode_index", "index",
+                                    "task_index"} == {
+        "observation.state", "observation.images.corner2", "action"}  # fmt: skip
+    assert tuple(ds.meta.features["observation.images.corner2"]["shape"]) == (16, 16, 3)
+    assert tuple(ds[0]["observation.images.corner2"].shape) == (3, 16, 16)
+    bad = CliRunner().invoke(app, [*args[:-4], "--out", str(tmp_path / "bad"),
+                                   "--observation", "observation.nope"])  # fmt: skip
+    assert bad.exit_code != 0 and "no recorded feature observation.nope" in bad.output
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_resize_images_is_lerobots_resize_step() -> None:
+    import torch
+    from lerobot.processor.hil_processor import ImageCropResizeProcessorStep
+    from vlabench_plugins.dataset.record import resize_images
+
+    frames = np.random.default_rng(3).integers(0, 256, (3, 120, 120, 3), dtype=np.uint8)
+    ours = resize_images(list(frames), 24)
+    key = "observation.images.top"
+    floats = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    step = ImageCropResizeProcessorStep(resize_size=(24, 24))
+    theirs = step.observation({key: floats})[key]
+    expected = (theirs * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert ours.shape == (3, 24, 24, 3) and ours.dtype == np.uint8
+    np.testing.assert_array_equal(ours, expected)
+    assert not np.array_equal(ours, frames[:, ::5, ::5])  # antialiased, not subsampled

@@ -96,16 +96,59 @@ def recorded_features(interface: Any, first: Mapping[str, Any]) -> dict[str, dic
     return features
 
 
+def resize_images(images: Sequence[Any], size: int) -> np.ndarray:
+    """``images`` (each H x W x 3 uint8) at ``size`` x ``size``, as one (T, size, size, 3) array.
+
+    torchvision's antialiased bilinear resize of the [0, 1] float images, then clamped: the op
+    of LeRobot's ``image_crop_resize_processor`` step, so a checkpoint trained on these frames
+    and given that step sees the same pixels from full-size renders. One call per episode.
+    """
+    import torch
+    from torchvision.transforms.functional import resize
+
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    out = resize(batch, [size, size]).clamp_(0.0, 1.0)
+    return out.mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _select(
+    features: dict[str, dict[str, Any]], observations: Sequence[str] | None
+) -> dict[str, dict[str, Any]]:
+    """Only the observation features named in ``observations`` (all when None), and action."""
+    if observations is None:
+        return features
+    unknown = sorted(set(observations) - set(features))
+    if unknown:
+        raise ValueError(f"no recorded feature {', '.join(unknown)} (have: {', '.join(features)})")
+    return {k: v for k, v in features.items() if k in observations or k == "action"}
+
+
 def write_recording(
     root: str, episodes: Sequence[Sequence[Mapping[str, Any]]], interface: Any,
     options: Mapping[str, Any],
 ) -> str:
-    """``RecorderSpec.write`` for LeRobotDataset v3.0 (see :class:`vlabench.api.RecorderSpec`)."""
+    """``RecorderSpec.write`` for LeRobotDataset v3.0 (see :class:`vlabench.api.RecorderSpec`).
+
+    Options: ``fps``, ``repo_id``, ``robot_type``, ``crf``; ``observations`` (keep only these
+    observation features) and ``resize`` (cameras downsampled to N x N, see
+    :func:`resize_image`).
+    """
     if not episodes or not episodes[0]:
         raise ValueError("no episodes to write")
-    features = recorded_features(interface, episodes[0][0])
+    features = _select(recorded_features(interface, episodes[0][0]), options.get("observations"))
+    size = options.get("resize")
+    images = [k for k, v in features.items() if v["dtype"] == "video"]
+    if size:
+        for key in images:
+            features[key] = {**features[key], "shape": (size, size, 3)}
     keep = [*features, "task"]
     frames = [[{k: f[k] for k in keep} for f in episode] for episode in episodes]
+    if size:
+        for episode in frames:
+            for key in images:
+                small = resize_images([f[key] for f in episode], size)
+                for frame, image in zip(episode, small, strict=True):
+                    frame[key] = image
     fps = options.get("fps", 10)
     return str(write_dataset(
         root, frames, features, fps=round(fps), repo_id=options.get("repo_id", "local/recorded"),

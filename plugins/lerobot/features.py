@@ -193,12 +193,20 @@ def _execution(ckpt: Checkpoint, options: Mapping[str, Any], where: str) -> tupl
     return n_obs, chunk, n_action
 
 
-def resizes_images(config: Mapping[str, Any]) -> bool:
-    """Whether the policy resizes images itself (then any camera resolution is accepted)."""
+def resizes_images(ckpt: Checkpoint) -> bool:
+    """Whether the policy, or a resize step of its preprocessor (LeRobot's
+    ``image_crop_resize_processor``), resizes images: then any camera resolution is accepted."""
+    config = ckpt.config
+    steps = (ckpt.preprocessor or {}).get("steps", [])
     return bool(
         config.get("resize_imgs_with_padding")
         or config.get("image_resolution")
         or config.get("resize_shape")
+        or any(
+            s.get("registry_name") == "image_crop_resize_processor"
+            and (s.get("config") or {}).get("resize_size")
+            for s in steps
+        )
     )
 
 
@@ -232,7 +240,7 @@ def interface(ckpt: Checkpoint, options: Mapping[str, Any], where: str) -> api.P
     """The checkpoint's inputs and action as vlabench features, under the preset's options."""
     cfg = ckpt.config
     to_env = {policy: env for env, policy in (options.get("rename_map") or {}).items()}
-    any_size = resizes_images(cfg)
+    any_size = resizes_images(ckpt)
     inputs: list[api.Feature] = []
     for key, spec in (cfg.get("input_features") or {}).items():
         kind, shape = spec.get("type"), tuple(spec.get("shape") or ())

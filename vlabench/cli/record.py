@@ -29,6 +29,20 @@ def record_cmd(
             "--image-size", min=8, max=4096, help="Cameras at N x N (the env's image_size)."
         ),
     ] = None,
+    resize: Annotated[
+        int | None,
+        typer.Option(
+            "--resize", min=8, max=4096,
+            help="Write cameras downsampled to N x N (antialiased, as LeRobot's resize step).",
+        ),
+    ] = None,
+    observation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--observation", metavar="KEY",
+            help="Keep only these observation features (repeatable; default: all).",
+        ),
+    ] = None,
     env_option: Annotated[
         list[str] | None,
         typer.Option(
@@ -84,7 +98,8 @@ def record_cmd(
                 on_episode=lambda record: bar.advance(job),
             )  # fmt: skip
             options = {"fps": recording.interface.fps, "repo_id": repo_id,
-                       "robot_type": configs[0].env}  # fmt: skip
+                       "robot_type": configs[0].env, "resize": resize,
+                       "observations": observation}  # fmt: skip
             path = write(recording, cat, str(out), options)
         except (RegistryError, ValueError) as exc:
             raise fail(str(exc)) from None

@@ -134,7 +134,9 @@ def write(
         known = ", ".join(sorted(catalog.recorders)) or "none installed"
         raise ValueError(f"no dataset recorder {recorder!r} (known: {known})")
     if not recording.episodes:
-        raise ValueError("no episode to write (none succeeded?)")
+        failed = next((r.failure_reason for r in recording.records if r.failure_reason), None)
+        why = f"an episode failed: {failed.splitlines()[0]}" if failed else "none succeeded?"
+        raise ValueError(f"no episode to write ({why})")
     return spec.write(out, recording.episodes, recording.interface, options)
 
 
