@@ -11,9 +11,7 @@ runs to the step limit and the reward sums carry the comparison.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,67 +20,17 @@ import pytest
 
 pytest.importorskip("lerobot")
 
-BIN = Path(sys.executable).parent
+from parity_testkit import (
+    assert_parity,
+    lerobot_episodes,
+    lerobot_eval,
+    run_both,
+    vlabench_episodes,
+    vlabench_run,
+)
+from vlabench_plugins.lerobot.resize import add_resize_step
+
 ROOT = Path(__file__).resolve().parent.parent
-TOL = 1e-6
-
-
-def lerobot_eval(ckpt: Path, out: Path, env_args: list[str], episodes: int, batch: int,
-                 rename: dict[str, str]) -> list[str]:  # fmt: skip
-    return [
-        str(BIN / "lerobot-eval"), f"--policy.path={ckpt}", "--policy.device=cpu", *env_args,
-        f"--eval.n_episodes={episodes}", f"--eval.batch_size={batch}",
-        "--eval.use_async_envs=false", "--seed=1000", f"--output_dir={out}",
-        f"--rename_map={json.dumps(rename)}",
-    ]  # fmt: skip
-
-
-def vlabench_run(db: Path, policy: str, suite: str, episodes: int, batch: int, steps: int,
-                 extra: list[str]) -> list[str]:  # fmt: skip
-    return [
-        str(BIN / "vlabench"), "--db", f"sqlite:///{db}", "-q", "run", "--policy", policy,
-        "--suite", suite, "-n", str(episodes), "--max-steps", str(steps),
-        "--batch-size", str(batch), "--executor", "inline", *extra,
-    ]  # fmt: skip
-
-
-def run_both(cmds: list[list[str]], env: dict[str, str]) -> None:
-    """Run the commands concurrently (each a fresh process); fail with the stderr of any."""
-    procs = [
-        subprocess.Popen(
-            c, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for c in cmds
-    ]
-    for cmd, proc in zip(cmds, procs, strict=True):
-        out, err = proc.communicate(timeout=900)
-        assert proc.returncode == 0, f"{Path(cmd[0]).name} failed:\n{(out + err)[-4000:]}"
-
-
-def lerobot_episodes(out: Path) -> list[tuple[bool, float]]:
-    info = json.loads(next(out.rglob("eval_info.json")).read_text())
-    [task] = info["per_task"]
-    m = task["metrics"]
-    return [(bool(s), float(r)) for s, r in zip(m["successes"], m["sum_rewards"], strict=True)]
-
-
-def vlabench_episodes(db: Path) -> list[tuple[bool, float]]:
-    from vlabench.store import open_store
-
-    with open_store(f"sqlite:///{db}") as store:
-        [run] = store.runs()
-        episodes = sorted(store.episodes(run["id"]), key=lambda e: e["episode_index"])
-    assert all(e["failure_reason"] is None for e in episodes), episodes
-    return [(bool(e["success"]), float(e["reward_sum"])) for e in episodes]
-
-
-def assert_parity(ours: list[tuple[bool, float]], theirs: list[tuple[bool, float]]) -> None:
-    assert len(ours) == len(theirs)
-    assert [s for s, _ in ours] == [s for s, _ in theirs]
-    diffs = [abs(a - b) for (_, a), (_, b) in zip(ours, theirs, strict=True)]
-    assert max(diffs) <= TOL, f"reward sums differ by up to {max(diffs):.3g}: {ours} vs {theirs}"
-    # the comparison carries information: rewards were earned and episodes are not all alike
-    assert all(r > 0 for _, r in theirs) or len({round(r, 9) for _, r in theirs}) > 1, theirs
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +42,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("parity")
     pusht = tk.build_checkpoint("act", root / "act_pusht", seed=1)
     metaworld = tk.build_checkpoint(
-        "act", root / "act_metaworld", action_dim=4, state_dim=4, image_size=480, seed=2,
+        "act", root / "act_metaworld", action_dim=4, state_dim=4, image_size=32, seed=2,
         chunk_size=50, n_action_steps=50,
     )  # fmt: skip
     _metaworld_stats(metaworld)
+    # trained at 32 px, it takes the 480 px renders through LeRobot's own resize step, as the
+    # image reference policy of benchmarks/train_reference.py does
+    add_resize_step(metaworld, 32)
     (root / "registry.yaml").write_text(
         "version: 1\npolicies:\n"
         f"  parity_pusht: {{type: act, checkpoint: {pusht}, options: "
@@ -158,6 +109,7 @@ def test_pusht_matches_lerobot_eval(setup: dict[str, Any]) -> None:
 def test_metaworld_matches_lerobot_eval(setup: dict[str, Any]) -> None:
     """LeRobot's Meta-World env always runs 500 steps (``episode_length`` is not used), at
     480x480 (corner2, flipped), and writes a video: one episode, chunks of 50 keep it short.
+    The checkpoint resizes the frames to 32 px in its preprocessor (LeRobot's step).
     Meta-World's dense reward summed over 500 steps fingerprints the whole trajectory."""
     root, env = setup["root"], setup["env"]
     n, batch, steps = 1, 1, 500
