@@ -326,3 +326,31 @@ def test_a_resize_step_in_the_preprocessor_accepts_any_camera_size(
     recorded = policy.select_action({image: small, "observation.state": state})
     assert full.shape == recorded.shape == (1, 2)
     np.testing.assert_allclose(full, recorded, atol=1.0)  # pixels: 8-bit rounding apart
+
+
+def test_a_stochastic_policy_draws_the_same_noise_for_the_same_episode_step(world: dict) -> None:
+    """Diffusion samples from torch's global generator; each call seeds it from the episodes
+    and steps it serves, so a run repeats itself whatever ran before it in the process."""
+    import torch
+
+    env = world["catalog"].envs["pusht"].interface({})
+    request = api.PolicyRequest("diffusion", str(world["ckpts"]["diffusion"]), {}, env)
+    policy = plugin.load(request)
+    t = policy.interface.n_obs_steps
+    rng = np.random.default_rng(1)
+    obs = {"observation.images.top": rng.integers(0, 256, (2, t, 96, 96, 3), dtype=np.uint8),
+           "observation.state": rng.uniform(0, 512, (2, t, 2)).astype(np.float32)}  # fmt: skip
+
+    def chunk(steps: list[int]) -> np.ndarray:
+        batch = {**obs, api.EPISODE_INDEX_KEY: np.array([0, 1]),
+                 api.EPISODE_STEP_KEY: np.array(steps)}  # fmt: skip
+        return policy.predict_action_chunk(batch)
+
+    first = chunk([0, 4])
+    torch.manual_seed(99)
+    torch.rand(5)  # whatever else used the generator in between
+    np.testing.assert_array_equal(chunk([0, 4]), first)
+    assert not np.allclose(chunk([0, 8]), first)  # another step: other noise, other actions
+    unseeded = {k: v for k, v in obs.items()}
+    a, b = policy.predict_action_chunk(unseeded), policy.predict_action_chunk(unseeded)
+    assert not np.allclose(a, b)  # without episodes and steps, nothing is seeded

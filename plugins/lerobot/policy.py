@@ -4,10 +4,15 @@ Weights are loaded once with LeRobot's ``from_pretrained``; the checkpoint's own
 processor pipelines (normalisation from its stats, tokenisation, device) run around every
 call. Inference is stateless per call: the core owns observation history and action queues,
 so ``predict_action_chunk`` is used for a batch of episodes at any step of each.
+
+Stochastic policies (Diffusion's noise, flow matching's) draw from torch's global generator,
+which each call seeds from the episodes and steps it serves (:func:`noise_seed`): the same
+episodes give the same actions in every run, worker and executor (for the same batching).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +33,15 @@ def set_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def noise_seed(batch: api.Batch) -> int | None:
+    """A seed for one call, from its rows' episode indices and steps (None without them)."""
+    index, step = batch.get(api.EPISODE_INDEX_KEY), batch.get(api.EPISODE_STEP_KEY)
+    if index is None or step is None:
+        return None
+    rows = np.stack([np.asarray(index), np.asarray(step)]).astype(np.int64)
+    return zlib.crc32(rows.tobytes())
 
 
 def _to_tensor(key: str, value: Any) -> Any:
@@ -84,6 +98,9 @@ class LeRobotPolicy:
 
         obs = self._observation(batch)
         self.policy.reset()  # LeRobot's queues stay empty: every call is stateless
+        seed = noise_seed(batch)
+        if seed is not None:
+            torch.manual_seed(seed)
         with torch.inference_mode():
             obs = self.preprocessor(obs)
             if self.autocast is None:
