@@ -9,6 +9,7 @@ Each step is a real subprocess of the project's or LeRobot's own command line:
    the image);
 2. ``train``: ``lerobot-train --policy.type=act`` on CPU with a small ACT
    (``--policy.dim_model``...), ``--num_workers=0``, checkpoints every ``--save-freq``;
+   ``--policy diffusion``: a small state-only Diffusion Policy (DDIM, 10 steps) instead;
 3. ``attach`` (``--images``): adds LeRobot's own ``image_crop_resize_processor`` step to
    every checkpoint's saved preprocessor, so the policy takes full-size 480 px frames (what
    ``lerobot-eval`` renders) and resizes them exactly as the dataset was;
@@ -21,6 +22,8 @@ Each step is a real subprocess of the project's or LeRobot's own command line:
     .venv/bin/python benchmarks/train_reference.py train --out outputs/ref --steps 3000
     .venv/bin/python benchmarks/train_reference.py sweep --out outputs/ref -n 20
     .venv/bin/python benchmarks/train_reference.py all --images --out outputs/ref_img
+    .venv/bin/python benchmarks/train_reference.py train --policy diffusion --lr 3e-4 \
+        --batch-size 32 --steps 6000 --save-freq 2000 --data outputs/ref/data --out outputs/dp
 
 Every command it runs is printed first and written to ``OUT/commands.txt``.
 """
@@ -49,6 +52,11 @@ CAMERA = "observation.images.corner2"
 ACT_SMALL = {
     "dim_model": 64, "n_heads": 2, "dim_feedforward": 256, "n_encoder_layers": 2,
     "n_decoder_layers": 1, "chunk_size": 20, "n_action_steps": 10, "use_vae": "false",
+}  # fmt: skip
+DIFFUSION_SMALL = {
+    "horizon": 16, "n_action_steps": 8, "n_obs_steps": 2, "drop_n_last_frames": 7,
+    "down_dims": "[64,128,256]", "diffusion_step_embed_dim": 64,
+    "noise_scheduler_type": "DDIM", "num_inference_steps": 10,
 }  # fmt: skip
 
 
@@ -79,16 +87,20 @@ def record(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    act = [f"--policy.{k}={v}" for k, v in ACT_SMALL.items()]
+    small = ACT_SMALL if args.policy == "act" else DIFFUSION_SMALL
+    flags = [f"--policy.{k}={v}" for k, v in small.items()]
     # lerobot-train takes the optimizer from the policy's preset (--optimizer.lr is replaced
     # by it), so the rates are the policy's; the ResNet-18 of the image variant starts from
     # random weights and learns at the main rate
-    act += [f"--policy.optimizer_lr={args.lr}", f"--policy.optimizer_lr_backbone={args.lr}"]
+    flags.append(f"--policy.optimizer_lr={args.lr}")
+    if args.policy == "act":
+        flags.append(f"--policy.optimizer_lr_backbone={args.lr}")
+    data = args.data or args.out / "data"
     start = time.perf_counter()
-    run([str(BIN / "lerobot-train"), "--policy.type=act", *act,
+    run([str(BIN / "lerobot-train"), f"--policy.type={args.policy}", *flags,
          "--policy.device=cpu", "--policy.push_to_hub=false",
          "--policy.pretrained_backbone_weights=null",
-         "--dataset.repo_id=local/metaworld_ref", f"--dataset.root={args.out / 'data'}",
+         "--dataset.repo_id=local/metaworld_ref", f"--dataset.root={data}",
          "--dataset.video_backend=pyav", f"--batch_size={args.batch_size}",
          f"--steps={args.steps}", f"--save_freq={args.save_freq}", "--num_workers=0",
          "--log_freq=100", "--wandb.enable=false", f"--seed={args.seed}",
@@ -182,11 +194,14 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", help="Meta-World tasks (default: by variant)")
     parser.add_argument("--demos", type=int, default=30, help="expert episodes per task")
     parser.add_argument("--images", action="store_true", help="train from corner2 images")
+    parser.add_argument("--policy", choices=["act", "diffusion"], default="act",
+                        help="train: a small ACT or Diffusion Policy (state-only)")
+    parser.add_argument("--data", type=Path, help="train: the dataset (default: OUT/data)")
     parser.add_argument("--image-size", type=int, default=96, help="training image size")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--save-freq", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-4, help="ACT's optimizer_lr")
+    parser.add_argument("--lr", type=float, default=1e-4, help="the policy's optimizer_lr")
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--episodes", "-n", type=int, default=20, help="eval episodes per task")
     parser.add_argument("--eval-batch", type=int, default=1, help="compare: batch size")
