@@ -63,7 +63,10 @@ def record_cmd(
     and replays in the `dataset` env.
 
     Example: vlabench record metaworld-expert --suite metaworld_mt10
-    --task reach-v3 -n 20 --only-success --image-size 64 --out data/reach
+    --task reach-v3 -n 20 --only-success --image-size 64 --out data/reach;
+    only what lerobot-eval's Meta-World env gives, rendered at its 480 px
+    and written at 96 px: ... --resize 96 --observation observation.state
+    --observation observation.images.corner2
     """
     from vlabench.execute.recording import record_configs, write
     from vlabench.plan.jobs import plan
