@@ -22,6 +22,8 @@ from .hub import CONFIG_FILE, CheckpointError, PresetError
 
 UNKNOWN_SPACE = "unknown"
 PREPROCESSOR_FILE = "policy_preprocessor.json"
+RESIZE_STEP = "image_crop_resize_processor"
+"""LeRobot's registered image resize step (see :mod:`.resize`)."""
 POSTPROCESSOR_FILE = "policy_postprocessor.json"
 REQUIRED_STATS = {
     "MEAN_STD": ("mean", "std"),
@@ -203,7 +205,7 @@ def resizes_images(ckpt: Checkpoint) -> bool:
         or config.get("image_resolution")
         or config.get("resize_shape")
         or any(
-            s.get("registry_name") == "image_crop_resize_processor"
+            s.get("registry_name") == RESIZE_STEP
             and (s.get("config") or {}).get("resize_size")
             for s in steps
         )

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-RESIZE_STEP = "image_crop_resize_processor"
-PREPROCESSOR = "policy_preprocessor.json"
+from .features import PREPROCESSOR_FILE, RESIZE_STEP
 
 
 def add_resize_step(checkpoint: str | Path, size: int) -> Path:
     """Insert (or replace) the resize-to-``size`` step before the normaliser; returns the file."""
-    path = Path(checkpoint) / PREPROCESSOR
+    path = Path(checkpoint) / PREPROCESSOR_FILE
     pipeline = json.loads(path.read_text())
     steps = [s for s in pipeline["steps"] if s.get("registry_name") != RESIZE_STEP]
     names = [s.get("registry_name") for s in steps]

@@ -189,7 +189,7 @@ def run_cmd(
     episodes: Annotated[int | None, opts.EPISODES] = None,
     max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
     task: Annotated[
-        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+        list[str] | None, opts.TASKS
     ] = None,
     batch_size: Annotated[int, opts.BATCH] = 1,
     env: Annotated[
@@ -305,7 +305,7 @@ def interleave_cmd(
     episodes: Annotated[int | None, opts.EPISODES] = None,
     max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
     task: Annotated[
-        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+        list[str] | None, opts.TASKS
     ] = None,
     order: Annotated[str, typer.Option(help="abba | alternate | random")] = "abba",
     seed: Annotated[

@@ -122,6 +122,10 @@ MAX_STEPS = typer.Option(
     help="Override the suite's max steps, >= 1 (a different protocol).",
     callback=in_range("--max-steps", 1),
 )
+TASKS = typer.Option("--task", help="Only these tasks (repeatable).")
+ENV_OVERRIDE = typer.Option(
+    "--env-option", "-E", metavar="KEY=VALUE", help="Env option over the suite's."
+)
 BATCH = typer.Option(
     "--batch-size",
     "-b",

@@ -18,7 +18,7 @@ def record_cmd(
     episodes: Annotated[int | None, opts.EPISODES] = None,
     max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
     task: Annotated[
-        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+        list[str] | None, opts.TASKS
     ] = None,
     only_success: Annotated[
         bool, typer.Option("--only-success", help="Keep only the episodes that succeeded.")
@@ -43,12 +43,7 @@ def record_cmd(
             help="Keep only these observation features (repeatable; default: all).",
         ),
     ] = None,
-    env_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--env-option", "-E", metavar="KEY=VALUE", help="Env option over the suite's."
-        ),
-    ] = None,
+    env_option: Annotated[list[str] | None, opts.ENV_OVERRIDE] = None,
     repo_id: Annotated[
         str, typer.Option("--repo-id", help="The dataset's repo id (meta/info.json).")
     ] = "local/recorded",

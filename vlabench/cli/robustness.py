@@ -39,7 +39,7 @@ def robustness_cmd(
     ] = None,
     episodes: Annotated[int | None, opts.EPISODES] = None,
     task: Annotated[
-        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+        list[str] | None, opts.TASKS
     ] = None,
     batch_size: Annotated[int, opts.BATCH] = 1,
     executor: Annotated[str | None, opts.EXECUTOR] = None,

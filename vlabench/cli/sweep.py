@@ -43,7 +43,7 @@ def sweep_cmd(
     episodes: Annotated[int | None, opts.EPISODES] = None,
     max_steps: Annotated[int | None, opts.MAX_STEPS] = None,
     task: Annotated[
-        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+        list[str] | None, opts.TASKS
     ] = None,
     policy_options: Annotated[
         str | None,
@@ -53,12 +53,7 @@ def sweep_cmd(
             help="Preset options for every checkpoint, e.g. '{action_space: metaworld_ee_delta}'.",
         ),
     ] = None,
-    env_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--env-option", "-E", metavar="KEY=VALUE", help="Env option over the suite's."
-        ),
-    ] = None,
+    env_option: Annotated[list[str] | None, opts.ENV_OVERRIDE] = None,
     batch_size: Annotated[int, opts.BATCH] = 1,
     png: Annotated[
         Path | None, typer.Option("--png", help="Also write the learning curve as a PNG.")
